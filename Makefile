@@ -1,0 +1,47 @@
+# Two commands matter: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: run test lint format bench clean system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml $(RUNTIME_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## make run: install, migrate, load the shipped surveys and serve on http://127.0.0.1:8080
+run: $(RUNTIME_STAMP)
+	$(BIN)/python main.py migrate
+	$(BIN)/python main.py run
+
+## make test: install dev dependencies (and PostgreSQL/Chromium when missing), lint, run every test
+test: $(DEV_STAMP) system-deps
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+system-deps:
+	bash scripts/system-deps.sh
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/bench_dispatcher.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,144 @@
+"""Database engines for SQLite (the default) and PostgreSQL, and migrations.
+
+SQLite: every connection gets WAL journaling, `synchronous=NORMAL`, foreign
+keys and a short busy timeout. Python's sqlite3 driver is told to keep out of
+transaction control (it would otherwise BEGIN only before DML, and never for
+SELECTs), and SQLAlchemy emits BEGIN itself; a connection given the execution
+option `SQLITE_BEGIN_OPTION="IMMEDIATE"` takes the write lock at BEGIN, so two
+writers never deadlock trying to upgrade a read lock (`Repository.run` does so).
+
+PostgreSQL: psycopg 3 with pre-ping; `postgresql://` and `postgres://` URLs
+are rewritten to `postgresql+psycopg://`.
+
+`migrate(url)` brings a database to the newest schema with Alembic, from the
+migration scripts inside this package (no dependency on the working directory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Execution option read by the SQLite "begin" hook: "DEFERRED" (default) or "IMMEDIATE".
+SQLITE_BEGIN_OPTION = "besafe_sqlite_begin"
+_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
+
+DEFAULT_LOCK_TIMEOUT_MS = 2000
+# Migrations may have to wait for a running app's transactions to finish.
+MIGRATION_LOCK_TIMEOUT_MS = 30000
+
+
+def normalise_url(url: str | URL) -> URL:
+    """The SQLAlchemy URL for `url`, with PostgreSQL pointed at the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return normalise_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if url.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+def create_db_engine(url: str | URL, *, lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> Engine:
+    """An engine for `url` (SQLite or PostgreSQL).
+
+    `lock_timeout_ms` is how long one statement waits for a lock before the
+    database reports it busy (SQLite `busy_timeout`, PostgreSQL `lock_timeout`);
+    `Repository.run` then retries the whole transaction with backoff.
+    """
+    parsed = normalise_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, lock_timeout_ms)
+    if backend == "postgresql":
+        connect_args: dict[str, Any] = {
+            "application_name": "besafe",
+            "options": f"-c lock_timeout={int(lock_timeout_ms)}",
+        }
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_engine(url: URL, lock_timeout_ms: int) -> Engine:
+    path = _sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Leave transaction control to SQLAlchemy (the "begin" hook below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(lock_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = str(connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED"))
+        if mode not in _BEGIN_MODES:
+            raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(url: str | URL) -> None:
+    """Upgrade the database at `url` to the newest schema (`alembic upgrade head`)."""
+    engine = create_db_engine(url, lock_timeout_ms=MIGRATION_LOCK_TIMEOUT_MS)
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            with connection.begin():
+                command.upgrade(_alembic_config(connection), "head")
+    finally:
+        engine.dispose()
+
+
+def current_revision(url: str | URL) -> str | None:
+    """The Alembic revision the database at `url` is at (None when never migrated)."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str | None:
+    """The newest revision among the migration scripts."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()

@@ -1,0 +1,1 @@
+"""Alembic migrations for the Be-Safe database (run through `storage.db.migrate`)."""

@@ -1,0 +1,787 @@
+"""Repositories: every read and write the application makes, in transactions.
+
+`Repository.run(work)` runs `work(uow)` in one transaction and retries the
+whole of it when the database is busy; the dispatcher does a whole turn
+(respondent, state, message, flag, answers) in one `run`, so a disclosure is
+stored in the same transaction as the message that carried it.
+
+Statements are SQLAlchemy Core on the tables of `storage.tables`, the hot ones
+built once per dialect (`_Statements`), with dialect upserts (ON CONFLICT) for
+SQLite and PostgreSQL.
+Nothing here knows about channels beyond storing the channel's name.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from storage.clock import as_naive_utc, utcnow
+from storage.db import SQLITE_BEGIN_OPTION
+from storage.tables import (
+    answer_choices,
+    answers,
+    campaigns,
+    conversations,
+    flags,
+    messages,
+    respondents,
+    responses,
+    surveys,
+)
+from surveys.model import CHOICE_TYPES, Survey
+
+log = logging.getLogger("besafe.storage")
+
+T = TypeVar("T")
+
+# PostgreSQL SQLSTATEs worth retrying the whole transaction for.
+_RETRY_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available (lock_timeout)
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up)
+    }
+)
+_SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_SQLITE_BUSY_WORDS = ("database is locked", "database is busy", "database table is locked")
+_MAX_DELAY = 1.0  # seconds; the longest single back-off
+MAX_CHOICE_LENGTH = 200  # answer_choices.value is VARCHAR(200)
+_CHOICE_LIKE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+
+
+class StorageBusyError(Exception):
+    """The database stayed busy (locked, or unreachable) through every retry."""
+
+
+class SurveyVersionConflict(Exception):
+    """A survey with this id and version is stored with different content.
+
+    A changed survey needs a new version number, so that answers already given
+    keep meaning what they meant.
+    """
+
+
+class UnknownCampaign(LookupError):
+    """No campaign has this code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"no campaign has the code {code!r}")
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SurveyRecord:
+    survey_id: str
+    version: int
+    title: str
+    topic: str
+    definition_json: str
+    source_sha256: str
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    code: str
+    survey_id: str
+    survey_version: int
+    title: str
+
+
+def is_busy_error(error: BaseException) -> bool:
+    """True when `error` means "try the transaction again": locked, conflicting or disconnected."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str) and (sqlstate in _RETRY_SQLSTATES or sqlstate.startswith("08")):
+        return True
+    if isinstance(original, sqlite3.OperationalError):
+        code = getattr(original, "sqlite_errorcode", None)
+        if isinstance(code, int) and (code & 0xFF) in _SQLITE_BUSY_CODES:
+            return True
+        return any(words in str(original).lower() for words in _SQLITE_BUSY_WORDS)
+    return False
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Repository:
+    """The application's way into the database. Thread-safe; share one per engine."""
+
+    def __init__(self, engine: Engine, *, attempts: int = 8, base_delay: float = 0.01) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self._engine = engine
+        self._attempts = attempts
+        self._base_delay = base_delay
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        # (survey_id, version) -> {question_id: question type}; definitions never change.
+        self._question_types: dict[tuple[str, int], dict[str, str]] = {}
+        self._types_lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # ------------------------------------------------------------ transactions
+
+    def run(self, work: Callable[[UnitOfWork], T]) -> T:
+        """One transaction around `work`; commit on success, rollback on error.
+
+        Retries the whole `work` with exponential backoff and jitter while the
+        database is busy or locked (SQLite), or on a PostgreSQL serialization
+        failure, deadlock, lock timeout or lost connection; after `attempts`
+        raises StorageBusyError. Other errors propagate at once. `work` may run
+        more than once, so it must not have effects outside the transaction.
+        """
+        return self._run(work, write=True)
+
+    def _run(self, work: Callable[[UnitOfWork], T], *, write: bool) -> T:
+        last: DBAPIError | None = None
+        for attempt in range(1, self._attempts + 1):
+            try:
+                with self._engine.connect() as connection:
+                    if write and self._is_sqlite:
+                        # Take the write lock at BEGIN: no deadlock upgrading a read lock.
+                        connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                    with connection.begin():
+                        return work(UnitOfWork(connection, self))
+            except DBAPIError as error:
+                if not is_busy_error(error):
+                    raise
+                last = error
+            if attempt < self._attempts:
+                delay = min(_MAX_DELAY, self._base_delay * 2 ** (attempt - 1))
+                time.sleep(delay * random.uniform(0.5, 1.0))
+        log.warning(
+            "database busy: giving up",
+            extra={"attempts": self._attempts, "error": str(last.orig if last else None)},
+        )
+        raise StorageBusyError(
+            f"the database stayed busy through {self._attempts} attempts"
+        ) from last
+
+    # ------------------------------------------------------------ catalogue
+
+    def save_survey(self, survey: Survey, definition_json: str, source_sha256: str) -> bool:
+        """Store a survey definition. True if newly stored, False if already stored as is.
+
+        The same (id, version) with a different sha256 raises SurveyVersionConflict.
+        """
+
+        def work(uow: UnitOfWork) -> bool:
+            connection = uow.connection
+            inserted = connection.execute(
+                uow.insert(surveys)
+                .values(
+                    survey_id=survey.id,
+                    version=survey.version,
+                    title=survey.title,
+                    topic=survey.topic,
+                    definition_json=definition_json,
+                    source_sha256=source_sha256,
+                    loaded_at=uow.now,
+                )
+                .on_conflict_do_nothing(index_elements=["survey_id", "version"])
+                .returning(surveys.c.id)
+            ).first()
+            if inserted is not None:
+                return True
+            stored = connection.execute(
+                select(surveys.c.source_sha256).where(
+                    surveys.c.survey_id == survey.id, surveys.c.version == survey.version
+                )
+            ).scalar_one()
+            if stored != source_sha256:
+                raise SurveyVersionConflict(
+                    f"survey {survey.id!r} version {survey.version} is already stored with "
+                    "different content; give the changed survey a new version number"
+                )
+            return False
+
+        return self.run(work)
+
+    def survey_definitions(self) -> list[SurveyRecord]:
+        """Every stored survey definition, by survey id and version."""
+
+        def work(uow: UnitOfWork) -> list[SurveyRecord]:
+            rows = uow.connection.execute(
+                select(
+                    surveys.c.survey_id,
+                    surveys.c.version,
+                    surveys.c.title,
+                    surveys.c.topic,
+                    surveys.c.definition_json,
+                    surveys.c.source_sha256,
+                ).order_by(surveys.c.survey_id, surveys.c.version)
+            )
+            return [SurveyRecord(*row) for row in rows]
+
+        return self._run(work, write=False)
+
+    def ensure_campaign(self, code: str, survey_id: str, version: int, title: str) -> None:
+        """Create an open, always-on campaign unless one has this code (then leave it alone)."""
+
+        def work(uow: UnitOfWork) -> None:
+            uow.connection.execute(
+                uow.insert(campaigns)
+                .values(
+                    code=code,
+                    survey_id=survey_id,
+                    survey_version=version,
+                    title=title,
+                    status="open",
+                    opens_at=uow.now,
+                    closes_at=None,
+                    created_at=uow.now,
+                )
+                .on_conflict_do_nothing(index_elements=["code"])
+            )
+
+        self.run(work)
+
+    def open_campaigns(self, now: datetime) -> list[CampaignRecord]:
+        """Campaigns open at `now`: status open, opened, and not yet closed."""
+        moment = as_naive_utc(now)
+
+        def work(uow: UnitOfWork) -> list[CampaignRecord]:
+            rows = uow.connection.execute(
+                select(
+                    campaigns.c.code,
+                    campaigns.c.survey_id,
+                    campaigns.c.survey_version,
+                    campaigns.c.title,
+                )
+                .where(
+                    campaigns.c.status == "open",
+                    campaigns.c.opens_at <= moment,
+                    or_(campaigns.c.closes_at.is_(None), campaigns.c.closes_at > moment),
+                )
+                .order_by(campaigns.c.code)
+            )
+            return [CampaignRecord(*row) for row in rows]
+
+        return self._run(work, write=False)
+
+    def expire_stale_responses(self, idle_before: datetime) -> int:
+        """Mark in-progress responses untouched since `idle_before` as partial; how many."""
+        cutoff = as_naive_utc(idle_before)
+
+        def work(uow: UnitOfWork) -> int:
+            return uow.connection.execute(
+                update(responses)
+                .where(responses.c.status == "in_progress", responses.c.updated_at < cutoff)
+                .values(status="partial")
+            ).rowcount
+
+        count = self.run(work)
+        if count:
+            log.info("responses expired as partial", extra={"count": count})
+        return count
+
+    # ------------------------------------------------------------ internals
+
+    def _question_types_for(
+        self, connection: Connection, survey_id: str, version: int
+    ) -> dict[str, str]:
+        key = (survey_id, version)
+        with self._types_lock:
+            known = self._question_types.get(key)
+        if known is not None:
+            return known
+        text = connection.execute(
+            _statements(connection.dialect.name).definition,
+            {"p_survey": survey_id, "p_version": version},
+        ).scalar_one_or_none()
+        if text is None:
+            return {}  # not stored (yet): not cached, so it is looked up again later
+        types: dict[str, str] = {}
+        try:
+            for question in json.loads(text).get("questions", []):
+                if isinstance(question.get("id"), str) and isinstance(question.get("type"), str):
+                    types[question["id"]] = question["type"]
+        except (ValueError, AttributeError, TypeError):
+            log.error("stored survey definition unreadable", extra={"survey": survey_id})
+        with self._types_lock:
+            self._question_types[key] = types
+        return types
+
+
+@dataclass
+class _ResponseRef:
+    id: int
+    survey_id: str
+    survey_version: int
+
+
+def _dialect_insert(dialect: str, table: Any) -> Any:
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+class _Statements:
+    """The hot-path statements, built once per dialect (parameters are bound at execution).
+
+    Building a statement costs more than running it on SQLite; prebuilt ones
+    also keep their SQLAlchemy cache key, so each is compiled once.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        p = bindparam
+        seen = _dialect_insert(dialect, respondents)
+        self.respondent_upsert = seen.on_conflict_do_update(
+            index_elements=["pseudonym"], set_={"last_seen_at": seen.excluded.last_seen_at}
+        ).returning(respondents.c.id)
+        self.state_load = select(conversations.c.state_json).where(
+            conversations.c.respondent_id == p("p_respondent")
+        )
+        state = _dialect_insert(dialect, conversations)
+        self.state_save = state.on_conflict_do_update(
+            index_elements=["respondent_id"],
+            set_={"state_json": state.excluded.state_json, "updated_at": state.excluded.updated_at},
+        )
+        self.completed_codes = (
+            select(campaigns.c.code)
+            .join(responses, responses.c.campaign_id == campaigns.c.id)
+            .where(
+                responses.c.respondent_id == p("p_respondent"), responses.c.status == "completed"
+            )
+        )
+        self.message_insert = insert(messages).returning(messages.c.id)
+        self.flag_insert = (
+            insert(flags)
+            .values(
+                response_id=select(messages.c.response_id)
+                .where(messages.c.id == p("p_message"))
+                .scalar_subquery()
+            )
+            .returning(flags.c.id)
+        )
+        self.campaign_id = select(campaigns.c.id).where(campaigns.c.code == p("p_code"))
+        self.campaign_survey = select(campaigns.c.survey_id, campaigns.c.survey_version).where(
+            campaigns.c.code == p("p_code")
+        )
+        started = _dialect_insert(dialect, responses)
+        self.response_start = started.on_conflict_do_update(
+            index_elements=["respondent_id", "campaign_id"],
+            set_={"status": "in_progress", "updated_at": started.excluded.updated_at},
+            where=responses.c.status != "completed",
+        )
+        self.response_find = (
+            select(
+                campaigns.c.id, responses.c.id, responses.c.survey_id, responses.c.survey_version
+            )
+            .select_from(campaigns)
+            .outerjoin(
+                responses,
+                and_(
+                    responses.c.campaign_id == campaigns.c.id,
+                    responses.c.respondent_id == p("p_respondent"),
+                ),
+            )
+            .where(campaigns.c.code == p("p_code"))
+        )
+        self.response_touch = (
+            update(responses)
+            .where(responses.c.id == p("p_response"))
+            .values(
+                updated_at=p("p_now"),
+                status=case(
+                    (responses.c.status == "partial", "in_progress"), else_=responses.c.status
+                ),
+            )
+        )
+        self.response_complete = (
+            update(responses)
+            .where(responses.c.id == p("p_response"))
+            .values(
+                status="completed",
+                completed_at=func.coalesce(responses.c.completed_at, p("p_now")),
+                updated_at=p("p_now"),
+            )
+        )
+        answer = _dialect_insert(dialect, answers)
+        self.answer_upsert = answer.on_conflict_do_update(
+            index_elements=["response_id", "question_id"],
+            set_={
+                "status": answer.excluded.status,
+                "value_json": answer.excluded.value_json,
+                "number": answer.excluded.number,
+                "answered_at": answer.excluded.answered_at,
+            },
+        )
+        self.answer_delete = delete(answers).where(
+            answers.c.response_id == p("p_response"), answers.c.question_id == p("p_question")
+        )
+        self.answers_of = (
+            select(answers.c.question_id, answers.c.status, answers.c.value_json)
+            .where(answers.c.response_id == p("p_response"))
+            .order_by(answers.c.id)
+        )
+        self.choices_delete = delete(answer_choices).where(
+            answer_choices.c.response_id == p("p_response"),
+            answer_choices.c.question_id == p("p_question"),
+        )
+        self.choices_insert = insert(answer_choices)
+        self.definition = select(surveys.c.definition_json).where(
+            surveys.c.survey_id == p("p_survey"), surveys.c.version == p("p_version")
+        )
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    return _Statements(dialect)
+
+
+class UnitOfWork:
+    """One open transaction; made only by `Repository.run`."""
+
+    def __init__(self, connection: Connection, repository: Repository) -> None:
+        self.connection = connection
+        self.now = utcnow()
+        self._repository = repository
+        self._dialect = connection.dialect.name
+        self._sql = _statements(self._dialect)
+        self._responses: dict[tuple[int, str], _ResponseRef] = {}
+
+    def insert(self, table: Any) -> Any:
+        """A dialect insert with `on_conflict_do_update/do_nothing`."""
+        return _dialect_insert(self._dialect, table)
+
+    # ------------------------------------------------------------ respondents and state
+
+    def respondent(self, pseudonym: str, channel: str) -> int:
+        """The respondent id for `pseudonym`, made on first sight; updates last_seen_at.
+
+        One upsert (INSERT .. ON CONFLICT DO UPDATE .. RETURNING id), which is safe
+        when two transactions see a new pseudonym at once on both databases: the
+        second waits for the first and then updates the row it made.
+        """
+        now = self.now
+        return int(
+            self.connection.execute(
+                self._sql.respondent_upsert,
+                {
+                    "pseudonym": pseudonym,
+                    "channel": channel,
+                    "created_at": now,
+                    "last_seen_at": now,
+                },
+            ).scalar_one()
+        )
+
+    def load_state(self, respondent_id: int) -> dict | None:
+        text = self.connection.execute(
+            self._sql.state_load, {"p_respondent": respondent_id}
+        ).scalar_one_or_none()
+        return None if text is None else json.loads(text)
+
+    def save_state(self, respondent_id: int, state: dict) -> None:
+        self.connection.execute(
+            self._sql.state_save,
+            {"respondent_id": respondent_id, "state_json": _dumps(state), "updated_at": self.now},
+        )
+
+    def completed_codes(self, respondent_id: int) -> frozenset[str]:
+        """Codes of the campaigns this respondent has a completed response for."""
+        rows = self.connection.execute(self._sql.completed_codes, {"p_respondent": respondent_id})
+        return frozenset(rows.scalars())
+
+    # ------------------------------------------------------------ messages and flags
+
+    def record_message(
+        self,
+        respondent_id: int,
+        direction: str,
+        text: str,
+        *,
+        code: str | None = None,
+        question_id: str | None = None,
+    ) -> int:
+        """Store a message; linked to this respondent's response for `code` when there is one.
+
+        Never fails for an unknown code: the message is stored unlinked.
+        """
+        if direction not in ("in", "out"):
+            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        response = self._find_response(respondent_id, code) if code else None
+        return int(
+            self.connection.execute(
+                self._sql.message_insert,
+                {
+                    "respondent_id": respondent_id,
+                    "response_id": response.id if response else None,
+                    "direction": direction,
+                    "text": text,
+                    "question_id": question_id,
+                    "created_at": self.now,
+                },
+            ).scalar_one()
+        )
+
+    def record_flag(
+        self,
+        respondent_id: int,
+        message_id: int,
+        *,
+        severity: str,
+        categories: Sequence[str],
+        evidence: Sequence[Mapping],
+    ) -> int:
+        """Store an open flag on a message (linked to the message's response, if any)."""
+        return int(
+            self.connection.execute(
+                self._sql.flag_insert,
+                {
+                    "p_message": message_id,
+                    "respondent_id": respondent_id,
+                    "message_id": message_id,
+                    "severity": severity,
+                    "categories_json": _dumps(list(categories)),
+                    "evidence_json": _dumps([dict(item) for item in evidence]),
+                    "status": "open",
+                    "contact_consent": None,
+                    "created_at": self.now,
+                },
+            ).scalar_one()
+        )
+
+    # ------------------------------------------------------------ responses and answers
+
+    def start_response(self, respondent_id: int, code: str, survey_id: str, version: int) -> None:
+        """Start (or restart) this respondent's response for `code`.
+
+        A partial or in-progress response becomes in progress again; a completed
+        one stays completed.
+        """
+        campaign_id = self._campaign_id(code)
+        self.connection.execute(
+            self._sql.response_start,
+            {
+                "respondent_id": respondent_id,
+                "campaign_id": campaign_id,
+                "survey_id": survey_id,
+                "survey_version": version,
+                "status": "in_progress",
+                "started_at": self.now,
+                "updated_at": self.now,
+                "completed_at": None,
+            },
+        )
+        self._responses.pop((respondent_id, code), None)
+
+    def record_answer(
+        self,
+        respondent_id: int,
+        code: str,
+        question_id: str,
+        status: str,
+        value: object | None,
+        *,
+        question_type: str | None = None,
+    ) -> None:
+        """Store (or replace) the answer to `question_id` and its choice rows.
+
+        Choice rows are written for choice questions (single, multiple, yes/no,
+        rating): one per selected value. `number` holds rating and number
+        answers. The question's type comes from the stored survey definition
+        (or `question_type`); free text never becomes a choice row.
+        """
+        if status not in ("answered", "skipped", "prefer_not_to_say"):
+            raise ValueError(f"unknown answer status {status!r}")
+        response = self._response(respondent_id, code)
+        if status != "answered":
+            value = None
+        kind = question_type or self._question_types(response).get(question_id)
+        number, chosen = _index_values(kind, value)
+        connection = self.connection
+        connection.execute(
+            self._sql.answer_upsert,
+            {
+                "response_id": response.id,
+                "question_id": question_id,
+                "status": status,
+                "value_json": None if value is None else _dumps(value),
+                "number": number,
+                "answered_at": self.now,
+            },
+        )
+        if kind is None or kind in CHOICE_TYPES:  # other types never have choice rows
+            connection.execute(
+                self._sql.choices_delete, {"p_response": response.id, "p_question": question_id}
+            )
+        if chosen:
+            connection.execute(
+                self._sql.choices_insert,
+                [
+                    {"response_id": response.id, "question_id": question_id, "value": item}
+                    for item in chosen
+                ],
+            )
+        self._touch(response.id)
+
+    def remove_answer(self, respondent_id: int, code: str, question_id: str) -> None:
+        """The answer to `question_id` no longer stands: delete it and its choice rows."""
+        response = self._find_response(respondent_id, code, required=True)
+        if response is None:
+            return
+        params = {"p_response": response.id, "p_question": question_id}
+        self.connection.execute(self._sql.choices_delete, params)
+        self.connection.execute(self._sql.answer_delete, params)
+        self._touch(response.id)
+
+    def complete_response(self, respondent_id: int, code: str) -> None:
+        response = self._response(respondent_id, code)
+        self.connection.execute(
+            self._sql.response_complete, {"p_response": response.id, "p_now": self.now}
+        )
+
+    def erase_response(self, respondent_id: int, code: str) -> None:
+        """Forget this respondent's response for `code`: answers, choices, the response
+        and its messages, except messages that carry a flag (a disclosure is never lost;
+        those stay, unlinked from the erased response)."""
+        response = self._find_response(respondent_id, code, required=True)
+        if response is None:
+            return
+        rid = response.id
+        connection = self.connection
+        connection.execute(delete(answer_choices).where(answer_choices.c.response_id == rid))
+        connection.execute(delete(answers).where(answers.c.response_id == rid))
+        flagged = exists().where(flags.c.message_id == messages.c.id)
+        connection.execute(delete(messages).where(messages.c.response_id == rid, ~flagged))
+        connection.execute(
+            update(messages).where(messages.c.response_id == rid).values(response_id=None)
+        )
+        connection.execute(update(flags).where(flags.c.response_id == rid).values(response_id=None))
+        connection.execute(delete(responses).where(responses.c.id == rid))
+        self._responses.pop((respondent_id, code), None)
+
+    def answers(self, respondent_id: int, code: str) -> dict[str, tuple[str, object | None]]:
+        """question_id -> (status, value) for this respondent's response for `code`."""
+        response = self._find_response(respondent_id, code)
+        if response is None:
+            return {}
+        rows = self.connection.execute(self._sql.answers_of, {"p_response": response.id})
+        return {
+            question_id: (status, None if text is None else json.loads(text))
+            for question_id, status, text in rows
+        }
+
+    # ------------------------------------------------------------ internals
+
+    def _campaign_id(self, code: str) -> int:
+        found = self.connection.execute(
+            self._sql.campaign_id, {"p_code": code}
+        ).scalar_one_or_none()
+        if found is None:
+            raise UnknownCampaign(code)
+        return int(found)
+
+    def _find_response(
+        self, respondent_id: int, code: str, *, required: bool = False
+    ) -> _ResponseRef | None:
+        """This respondent's response for `code`, or None. `required`: the code must exist."""
+        cached = self._responses.get((respondent_id, code))
+        if cached is not None:
+            return cached
+        row = self.connection.execute(
+            self._sql.response_find, {"p_respondent": respondent_id, "p_code": code}
+        ).first()
+        if row is None:
+            if required:
+                raise UnknownCampaign(code)
+            return None
+        if row[1] is None:
+            return None
+        found = _ResponseRef(int(row[1]), row[2], int(row[3]))
+        self._responses[(respondent_id, code)] = found
+        return found
+
+    def _response(self, respondent_id: int, code: str) -> _ResponseRef:
+        """This respondent's response for `code`, started now if there is none yet."""
+        found = self._find_response(respondent_id, code, required=True)
+        if found is not None:
+            return found
+        campaign = self.connection.execute(self._sql.campaign_survey, {"p_code": code}).one()
+        self.start_response(respondent_id, code, campaign.survey_id, campaign.survey_version)
+        found = self._find_response(respondent_id, code)
+        assert found is not None
+        return found
+
+    def _question_types(self, response: _ResponseRef) -> dict[str, str]:
+        return self._repository._question_types_for(
+            self.connection, response.survey_id, response.survey_version
+        )
+
+    def _touch(self, response_id: int) -> None:
+        """The response was worked on now; a partial one is in progress again."""
+        self.connection.execute(
+            self._sql.response_touch, {"p_response": response_id, "p_now": self.now}
+        )
+
+
+def _index_values(kind: str | None, value: object | None) -> tuple[float | None, list[str]]:
+    """(number, choice values) to index an answer by, for a question of type `kind`.
+
+    Unknown type (no stored definition): lists, whole numbers and word-like
+    strings are taken as choices; other strings are not (they may be free text).
+    """
+    if value is None:
+        return None, []
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    if kind == "free_text" or kind == "number" or kind == "info":
+        return number, []
+    chosen: list[str]
+    if isinstance(value, str):
+        # Unknown type: a short word-like value is a choice, anything else may be free text.
+        chosen = [value] if kind in CHOICE_TYPES or _CHOICE_LIKE.fullmatch(value) else []
+    elif isinstance(value, list):
+        chosen = [str(item) for item in value]
+    elif isinstance(value, bool):
+        chosen = []
+    elif isinstance(value, int):
+        chosen = [str(value)]
+    elif isinstance(value, float) and value.is_integer() and kind == "rating":
+        chosen = [str(int(value))]
+    else:
+        chosen = []
+    kept = [item for item in dict.fromkeys(chosen) if len(item) <= MAX_CHOICE_LENGTH]
+    if len(kept) < len(set(chosen)):
+        log.warning("choice value too long to index; kept in the answer only")
+    return number, kept

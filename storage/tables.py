@@ -1,0 +1,249 @@
+"""The database tables, as SQLModel table models.
+
+Portable types only, so that one schema serves SQLite and PostgreSQL: JSON is
+kept as text, datetimes as naive UTC (see `storage.clock`). The repository
+works on these tables through SQLAlchemy Core (`Model.__table__`); the models
+exist to declare the schema in one place and to type ad-hoc reads.
+
+Nothing here identifies a young person: a respondent is a keyed hash
+(`storage.pseudonyms`) plus the channel name, never a raw id, name or username.
+
+Every change to these models needs a migration in `storage/migrations/versions`;
+`tests/storage` fails when the migrated schema and these models differ.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from storage.clock import utcnow
+
+# Predictable constraint names, so that later migrations (and SQLite batch
+# migrations, which rebuild tables) can name what they change.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+metadata = SQLModel.metadata
+
+CAMPAIGN_STATUSES: tuple[str, ...] = ("draft", "scheduled", "open", "closed", "archived")
+RESPONSE_STATUSES: tuple[str, ...] = ("in_progress", "completed", "partial")
+ANSWER_STATUSES: tuple[str, ...] = ("answered", "skipped", "prefer_not_to_say")
+DIRECTIONS: tuple[str, ...] = ("in", "out")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+class SurveyRow(SQLModel, table=True):
+    """A survey definition, frozen at (survey_id, version)."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (UniqueConstraint("survey_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    survey_id: str = Field(sa_type=String(100))
+    version: int
+    title: str = Field(sa_type=Text)
+    topic: str = Field(sa_type=String(64))
+    definition_json: str = Field(sa_type=Text)  # surveys.definition.survey_to_dict as JSON
+    source_sha256: str = Field(sa_type=String(64))
+    loaded_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class CampaignRow(SQLModel, table=True):
+    """A survey offered under a code (also its join code) for a time window."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        UniqueConstraint("code"),
+        CheckConstraint(_one_of("status", CAMPAIGN_STATUSES), name="status"),
+        Index("ix_campaigns_status_opens_at", "status", "opens_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_type=String(100))
+    survey_id: str = Field(sa_type=String(100))
+    survey_version: int
+    title: str = Field(sa_type=Text)
+    status: str = Field(default="open", sa_type=String(16))
+    opens_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    closes_at: datetime | None = Field(default=None, sa_type=DateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class RespondentRow(SQLModel, table=True):
+    """A young person, known only by a keyed hash of (channel, channel user key)."""
+
+    __tablename__ = "respondents"
+    __table_args__ = (UniqueConstraint("pseudonym"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pseudonym: str = Field(sa_type=String(64))  # 64 hex chars, see storage.pseudonyms
+    channel: str = Field(sa_type=String(32))  # "telegram", "web": the name only
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class ConversationRow(SQLModel, table=True):
+    """The conversation engine's JSON state for one respondent."""
+
+    __tablename__ = "conversations"
+
+    respondent_id: int = Field(
+        primary_key=True,
+        foreign_key="respondents.id",
+        ondelete="CASCADE",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    state_json: str = Field(sa_type=Text)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class ResponseRow(SQLModel, table=True):
+    """One respondent's go at one campaign's survey."""
+
+    __tablename__ = "responses"
+    __table_args__ = (
+        UniqueConstraint("respondent_id", "campaign_id"),
+        CheckConstraint(_one_of("status", RESPONSE_STATUSES), name="status"),
+        Index("ix_responses_campaign_id_status", "campaign_id", "status"),
+        Index("ix_responses_status_updated_at", "status", "updated_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    respondent_id: int = Field(foreign_key="respondents.id", ondelete="CASCADE")
+    campaign_id: int = Field(foreign_key="campaigns.id")
+    survey_id: str = Field(sa_type=String(100))
+    survey_version: int
+    status: str = Field(default="in_progress", sa_type=String(16))
+    started_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=DateTime)
+
+
+class AnswerRow(SQLModel, table=True):
+    """The standing answer to one question in one response."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("response_id", "question_id"),
+        CheckConstraint(_one_of("status", ANSWER_STATUSES), name="status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="responses.id", ondelete="CASCADE")
+    question_id: str = Field(sa_type=String(100))
+    status: str = Field(sa_type=String(24))
+    value_json: str | None = Field(default=None, sa_type=Text)  # None unless answered
+    number: float | None = Field(default=None, sa_type=Double)  # rating and number answers
+    answered_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class AnswerChoiceRow(SQLModel, table=True):
+    """One selected choice of a choice answer, so that reports can GROUP BY in SQL."""
+
+    __tablename__ = "answer_choices"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["response_id", "question_id"],
+            ["answers.response_id", "answers.question_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_answer_choices_question_id_value", "question_id", "value"),
+    )
+
+    response_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    question_id: str = Field(primary_key=True, sa_type=String(100))
+    value: str = Field(primary_key=True, sa_type=String(200))
+
+
+class MessageRow(SQLModel, table=True):
+    """A chat message to or from a young person (kept so that a flag has its context)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_one_of("direction", DIRECTIONS), name="direction"),
+        Index("ix_messages_respondent_id_id", "respondent_id", "id"),
+        Index("ix_messages_response_id", "response_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    respondent_id: int = Field(foreign_key="respondents.id", ondelete="CASCADE")
+    response_id: int | None = Field(default=None, foreign_key="responses.id", ondelete="SET NULL")
+    direction: str = Field(sa_type=String(3))
+    text: str = Field(sa_type=Text)
+    question_id: str | None = Field(default=None, sa_type=String(100))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+class FlagRow(SQLModel, table=True):
+    """A possible disclosure found in a message; stays open until a person closes it."""
+
+    __tablename__ = "flags"
+    __table_args__ = (
+        Index("ix_flags_status_severity_created_at", "status", "severity", "created_at"),
+        Index("ix_flags_message_id", "message_id"),
+        Index("ix_flags_respondent_id", "respondent_id"),
+        Index("ix_flags_response_id", "response_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # No cascades: a respondent or message with a flag cannot be deleted by accident.
+    respondent_id: int = Field(foreign_key="respondents.id")
+    message_id: int = Field(foreign_key="messages.id")
+    response_id: int | None = Field(default=None, foreign_key="responses.id", ondelete="SET NULL")
+    severity: str = Field(sa_type=String(16))
+    categories_json: str = Field(sa_type=Text)
+    evidence_json: str = Field(sa_type=Text)
+    status: str = Field(default="open", sa_type=String(24))
+    contact_consent: bool | None = Field(default=None, sa_type=Boolean)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+surveys = _table(SurveyRow)
+campaigns = _table(CampaignRow)
+respondents = _table(RespondentRow)
+conversations = _table(ConversationRow)
+responses = _table(ResponseRow)
+answers = _table(AnswerRow)
+answer_choices = _table(AnswerChoiceRow)
+messages = _table(MessageRow)
+flags = _table(FlagRow)
+
+ALL_TABLES: tuple[Table, ...] = (
+    surveys,
+    campaigns,
+    respondents,
+    conversations,
+    responses,
+    answers,
+    answer_choices,
+    messages,
+    flags,
+)

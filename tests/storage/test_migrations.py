@@ -1,0 +1,88 @@
+"""Migrations: an empty database migrates to a schema equal to storage/tables.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from storage.db import MIGRATIONS_DIR, create_db_engine, current_revision, head_revision, migrate
+from storage.tables import ALL_TABLES, metadata
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = {table.name for table in ALL_TABLES}
+
+
+def schema_diff(url: str) -> list:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "compare_server_default": True}
+            )
+            return compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+
+
+def table_names(url: str) -> set[str]:
+    engine = create_db_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_migrated_schema_equals_the_models(empty_database_url: str) -> None:
+    assert current_revision(empty_database_url) is None
+    migrate(empty_database_url)
+    assert table_names(empty_database_url) == TABLES
+    assert schema_diff(empty_database_url) == []
+    assert current_revision(empty_database_url) == head_revision() == "0001"
+    migrate(empty_database_url)  # already at head: nothing to do
+    assert current_revision(empty_database_url) == "0001"
+
+
+def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
+    migrate(empty_database_url)
+    engine = create_db_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.set_main_option("path_separator", "os")
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
+    finally:
+        engine.dispose()
+    assert table_names(empty_database_url) == set()
+    migrate(empty_database_url)
+    assert schema_diff(empty_database_url) == []
+
+
+def test_the_fixture_database_is_migrated(database_url: str) -> None:
+    assert current_revision(database_url) == "0001"
+    assert table_names(database_url) == TABLES
+
+
+def test_developer_alembic_ini_works_from_any_directory(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'dev.db'}"
+    environment = {**os.environ, "BESAFE_DATABASE_URL": url}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert current_revision(url) == "0001"
+    assert schema_diff(url) == []

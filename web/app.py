@@ -1,0 +1,133 @@
+"""The composition root: `create_app(settings)` wires everything; nothing else does.
+
+Resources (database engine, thread pool, background jobs) are opened and
+closed by the application's cleanup context, so tests and `main.py run`
+start and stop exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from bot.catalogue import Catalogue
+from bot.dispatcher import Dispatcher
+from config.settings import Settings
+from storage.clock import utcnow
+from storage.db import create_db_engine, migrate
+from storage.repository import Repository
+from web.chat import security_headers_middleware, setup_chat
+from web.keys import DISPATCHER, SETTINGS
+
+log = logging.getLogger("besafe.app")
+
+WEB_DIR = Path(__file__).resolve().parent
+CATALOGUE = web.AppKey("catalogue", Catalogue)
+REPOSITORY = web.AppKey("repository", Repository)
+
+# How often open campaigns are re-read, and abandoned surveys marked partial.
+CATALOGUE_REFRESH_SECONDS = 60.0
+EXPIRY_SWEEP_SECONDS = 600.0
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=256 * 1024, middlewares=[security_headers_middleware])
+    app[SETTINGS] = settings
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.router.add_static("/static", WEB_DIR / "static")
+    app.router.add_get("/healthz", _health)
+    app.cleanup_ctx.append(_core)
+    setup_chat(app)
+    return app
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _core(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    url = settings.effective_database_url
+    secret = settings.secret_bytes()
+    await asyncio.to_thread(migrate, url)
+    engine = create_db_engine(url)
+    is_sqlite = engine.dialect.name == "sqlite"
+    # SQLite has one writer at a time: one database thread avoids lock contention.
+    executor = ThreadPoolExecutor(max_workers=1 if is_sqlite else 8, thread_name_prefix="besafe-db")
+    repository = Repository(engine)
+    catalogue = Catalogue(repository)
+    loop = asyncio.get_running_loop()
+    report = await loop.run_in_executor(executor, catalogue.load_directory, settings.surveys_dir)
+    offers = await loop.run_in_executor(executor, catalogue.refresh, utcnow())
+    log.info(
+        "surveys loaded",
+        extra={
+            "loaded": [f"{s.id} v{s.version}" for s in report.loaded],
+            "refused_files": len(report.problems),
+            "open_offers": [offer.code for offer in offers],
+        },
+    )
+    app[REPOSITORY] = repository
+    app[CATALOGUE] = catalogue
+    app[DISPATCHER] = Dispatcher(
+        repository=repository,
+        catalogue=catalogue,
+        secret=secret,
+        executor=executor,
+        max_message_chars=settings.max_message_chars,
+        max_answer_chars=settings.max_answer_chars,
+    )
+    if settings.telegram_token is None:
+        log.info("no Telegram token configured: web chat only")
+    else:
+        log.warning("a Telegram token is set, but this build has no Telegram channel yet")
+    timeout = timedelta(hours=settings.session_timeout_hours)
+    jobs = [
+        _every(
+            CATALOGUE_REFRESH_SECONDS,
+            "catalogue refresh",
+            lambda: loop.run_in_executor(executor, catalogue.refresh, utcnow()),
+        ),
+        _every(
+            EXPIRY_SWEEP_SECONDS,
+            "expiry sweep",
+            lambda: loop.run_in_executor(
+                executor, repository.expire_stale_responses, utcnow() - timeout
+            ),
+        ),
+    ]
+    tasks = [asyncio.create_task(job) for job in jobs]
+    log.info("ready", extra={"database": engine.dialect.name})
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        executor.shutdown(wait=True)
+        engine.dispose()
+        log.info("stopped cleanly")
+
+
+async def _every(seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:
+            log.exception("background job failed", extra={"job": name})
