@@ -20,7 +20,6 @@ import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,6 +28,7 @@ from bot.catalogue import Catalogue
 from bot.dispatcher import Dispatcher
 from bot.messages import InboundMessage
 from config.settings import SHIPPED_SURVEYS_DIR
+from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from storage.db import create_db_engine, migrate
 from storage.repository import Repository
@@ -65,18 +65,16 @@ def answers_sent(people: list[SimulatedRespondent]) -> int:
     return sum(len(person.transcript) - 1 for person in people)
 
 
-def build(database_url: str, workers: int) -> tuple[Dispatcher, ThreadPoolExecutor, object]:
+def build(database_url: str, workers: int) -> tuple[Dispatcher, WriteBatcher, object]:
     migrate(database_url)
     engine = create_db_engine(database_url)
     repository = Repository(engine)
     catalogue = Catalogue(repository)
     catalogue.load_directory(SHIPPED_SURVEYS_DIR)
     catalogue.refresh(utcnow())
-    executor = ThreadPoolExecutor(max_workers=workers)
-    dispatcher = Dispatcher(
-        repository=repository, catalogue=catalogue, secret=b"b" * 32, executor=executor
-    )
-    return dispatcher, executor, engine
+    writes = WriteBatcher(repository, workers=workers)
+    dispatcher = Dispatcher(catalogue=catalogue, secret=b"b" * 32, writes=writes)
+    return dispatcher, writes, engine
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -134,7 +132,7 @@ async def main_async(args: argparse.Namespace) -> None:
         temp = tempfile.TemporaryDirectory()
         url = f"sqlite:///{temp.name}/bench.db"
     workers = 1 if url.startswith("sqlite") else 8
-    dispatcher, executor, engine = build(url, workers)
+    dispatcher, writes, engine = build(url, workers)
     print(f"database: {url.split('@')[-1]}; CPU affinity: {sorted(os.sched_getaffinity(0))}")
     try:
         if "throughput" in args.runs:
@@ -144,7 +142,7 @@ async def main_async(args: argparse.Namespace) -> None:
         if "memory" in args.runs:
             await memory(dispatcher, args.conversations)
     finally:
-        executor.shutdown()
+        writes.close()
         engine.dispose()  # type: ignore[attr-defined]
         if temp:
             temp.cleanup()

@@ -1,9 +1,11 @@
 """The one place where channel, moderation, engine and storage meet.
 
-For each inbound message, under a per-respondent lock and inside ONE database
-transaction: record the message, screen it, store any flag, run the engine,
-persist its effects and the new state. Only then are replies returned to the
-channel, so a disclosure is stored before anything is sent back.
+For each inbound message, under a per-respondent lock and as ONE atomic unit of
+work (its own transaction, or its own savepoint in a group commit, see
+`storage.batching`): record the message, screen it, store any flag, run the
+engine, persist its effects and the new state. Only after the commit are
+replies returned to the channel, so a disclosure is stored before anything is
+sent back.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -20,8 +21,9 @@ from bot.catalogue import Catalogue
 from bot.messages import InboundMessage
 from moderation.screen import ScreenContext, Screening, screen
 from moderation.signposting import disclosure_reply
+from storage.batching import WriteBatcher
 from storage.pseudonyms import pseudonym
-from storage.repository import Repository, UnitOfWork
+from storage.repository import UnitOfWork
 from surveys import engine
 from surveys.events import (
     AnswerRecorded,
@@ -99,18 +101,16 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        repository: Repository,
         catalogue: Catalogue,
         secret: bytes,
-        executor: Executor,
+        writes: WriteBatcher,
         max_message_chars: int = 20000,
         max_answer_chars: int = 2000,
         screen_message: Callable[[str, ScreenContext], Screening] = screen,
     ) -> None:
-        self._repository = repository
         self._catalogue = catalogue
         self._secret = secret
-        self._executor = executor
+        self._writes = writes
         self._max_message_chars = max_message_chars
         self._max_answer_chars = max_answer_chars
         self._screen = screen_message
@@ -133,10 +133,7 @@ class Dispatcher:
                 )
             event = TextIn(cleaned.text)
         async with self.locks.hold(key):
-            loop = asyncio.get_running_loop()
-            turn = await loop.run_in_executor(
-                self._executor, self._repository.run, self._work(key, inbound.channel, event)
-            )
+            turn = await self._writes.run(self._work(key, inbound.channel, event))
         log.info(
             "message handled",
             extra={
@@ -155,11 +152,11 @@ class Dispatcher:
         )
 
         def work(uow: UnitOfWork) -> Turn:
-            respondent_id = uow.respondent(key, channel)
-            state = uow.load_state(respondent_id)
+            opened = uow.open_turn(key, channel)
+            respondent_id, state = opened.respondent_id, opened.state
             turn_context = EngineContext(
                 offers=context.offers,
-                completed=uow.completed_codes(respondent_id),
+                completed=opened.completed,
                 max_text_length=context.max_text_length,
             )
             position = engine.position(state, turn_context)

@@ -116,13 +116,17 @@ def _alembic_config(connection: Connection | None = None) -> Config:
 
 
 def migrate(url: str | URL) -> None:
-    """Upgrade the database at `url` to the newest schema (`alembic upgrade head`)."""
+    """Upgrade the database at `url` to the newest schema (`alembic upgrade heads`).
+
+    "heads", not "head": work in progress may briefly hold two migration branches;
+    a released history is linear.
+    """
     engine = create_db_engine(url, lock_timeout_ms=MIGRATION_LOCK_TIMEOUT_MS)
     try:
         with engine.connect() as connection:
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             with connection.begin():
-                command.upgrade(_alembic_config(connection), "head")
+                command.upgrade(_alembic_config(connection), "heads")
     finally:
         engine.dispose()
 

@@ -23,25 +23,33 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    DateTime,
     Engine,
+    Integer,
+    String,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     func,
     insert,
+    literal,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
 
 from storage.clock import as_naive_utc, utcnow
 from storage.db import SQLITE_BEGIN_OPTION
@@ -76,6 +84,10 @@ _RETRY_SQLSTATES = frozenset(
 _SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _SQLITE_BUSY_WORDS = ("database is locked", "database is busy", "database table is locked")
 _MAX_DELAY = 1.0  # seconds; the longest single back-off
+# respondents.last_seen_at is kept to this resolution (saves a write per message).
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)
+# responses.updated_at likewise (it only drives session expiry, measured in hours).
+TOUCH_RESOLUTION = timedelta(minutes=1)
 MAX_CHOICE_LENGTH = 200  # answer_choices.value is VARCHAR(200)
 _CHOICE_LIKE = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 
@@ -134,6 +146,13 @@ def is_busy_error(error: BaseException) -> bool:
             return True
         return any(words in str(original).lower() for words in _SQLITE_BUSY_WORDS)
     return False
+
+
+def _as_datetime(value: object) -> datetime | None:
+    """A datetime read through the driver path: SQLite gives its text form."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value if isinstance(value, datetime) else None
 
 
 def _dumps(value: object) -> str:
@@ -195,6 +214,43 @@ class Repository:
         raise StorageBusyError(
             f"the database stayed busy through {self._attempts} attempts"
         ) from last
+
+    def run_batch(self, works: Sequence[Callable[[UnitOfWork], Any]]) -> list[tuple[bool, Any]]:
+        """Run several units of work in ONE transaction, each in its own savepoint.
+
+        Returns one (ok, result-or-exception) per unit, in order. A unit that
+        raises is rolled back to its savepoint and the others carry on; a busy
+        or locked database retries the whole batch as `run` does. Results are
+        returned only after the commit, so nothing is reported done that could
+        still be lost. Used by `storage.batching.WriteBatcher` (group commit).
+        """
+        if len(works) == 1:
+            try:
+                return [(True, self.run(works[0]))]
+            except Exception as error:
+                return [(False, error)]
+
+        def batch(uow: UnitOfWork) -> list[tuple[bool, Any]]:
+            outcomes: list[tuple[bool, Any]] = []
+            connection = uow.connection
+            # Plain SAVEPOINT statements: SQLAlchemy's begin_nested() costs
+            # several times more, and these units never nest further.
+            for work in works:
+                connection.exec_driver_sql("SAVEPOINT unit")
+                try:
+                    result = work(UnitOfWork(connection, self))
+                except Exception as error:
+                    if isinstance(error, DBAPIError) and is_busy_error(error):
+                        raise  # retry the whole batch
+                    connection.exec_driver_sql("ROLLBACK TO SAVEPOINT unit")
+                    connection.exec_driver_sql("RELEASE SAVEPOINT unit")
+                    outcomes.append((False, error))
+                else:
+                    connection.exec_driver_sql("RELEASE SAVEPOINT unit")
+                    outcomes.append((True, result))
+            return outcomes
+
+        return self.run(batch)
 
     # ------------------------------------------------------------ catalogue
 
@@ -342,11 +398,23 @@ class Repository:
         return types
 
 
+@dataclass(frozen=True)
+class TurnStart:
+    """What a conversation turn starts from (see `UnitOfWork.open_turn`)."""
+
+    respondent_id: int
+    state: dict | None
+    completed: frozenset[str]
+
+
 @dataclass
 class _ResponseRef:
     id: int
     survey_id: str
     survey_version: int
+    # Known when read at the start of the turn; then a recent touch can be skipped.
+    status: str | None = None
+    updated_at: datetime | None = None
 
 
 def _dialect_insert(dialect: str, table: Any) -> Any:
@@ -366,6 +434,45 @@ class _Statements:
         self.respondent_upsert = seen.on_conflict_do_update(
             index_elements=["pseudonym"], set_={"last_seen_at": seen.excluded.last_seen_at}
         ).returning(respondents.c.id)
+        # One read at the start of a turn: the respondent (kind 0: id, last seen,
+        # saved state) and each of their responses (kind 1: id, campaign code,
+        # survey, status), so the turn needs no other lookups.
+        me = respondents.alias("me")
+        mine = responses.alias("mine")
+        self.turn_open = union_all(
+            select(
+                literal(0).label("kind"),
+                me.c.id.label("ref"),
+                me.c.last_seen_at.label("seen"),
+                conversations.c.state_json.label("text"),
+                cast(null(), String).label("survey_id"),
+                cast(null(), Integer).label("version"),
+                cast(null(), String).label("status"),
+                cast(null(), DateTime).label("updated_at"),
+            )
+            .select_from(me)
+            .outerjoin(conversations, conversations.c.respondent_id == me.c.id)
+            .where(me.c.pseudonym == p("p_pseudonym")),
+            select(
+                literal(1),
+                mine.c.id,
+                cast(null(), DateTime),
+                campaigns.c.code,
+                mine.c.survey_id,
+                mine.c.survey_version,
+                mine.c.status,
+                mine.c.updated_at,
+            )
+            .select_from(me)
+            .join(mine, mine.c.respondent_id == me.c.id)
+            .join(campaigns, campaigns.c.id == mine.c.campaign_id)
+            .where(me.c.pseudonym == p("p_pseudonym")),
+        )
+        self.respondent_seen = (
+            update(respondents)
+            .where(respondents.c.id == p("p_respondent"))
+            .values(last_seen_at=p("p_now"))
+        )
         self.state_load = select(conversations.c.state_json).where(
             conversations.c.respondent_id == p("p_respondent")
         )
@@ -467,6 +574,41 @@ def _statements(dialect: str) -> _Statements:
     return _Statements(dialect)
 
 
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores times in SQLite
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A hot-path statement compiled once into the driver's own SQL and parameter order."""
+
+    sql: str
+    order: tuple[str, ...] | None  # parameter names in order (qmark style), or None (named)
+    fixed: Mapping[str, object]  # values SQLAlchemy bound itself (literals)
+
+
+_driver_cache: dict[tuple[int, str, tuple[str, ...]], _DriverStatement] = {}
+_driver_lock = threading.Lock()
+
+
+def _driver_statement(
+    statement: Any, connection: Connection, keys: tuple[str, ...]
+) -> _DriverStatement:
+    cache_key = (id(statement), connection.dialect.name, keys)
+    found = _driver_cache.get(cache_key)
+    if found is None:
+        columns = list(keys) if isinstance(statement, Insert) else None
+        compiled = statement.compile(dialect=connection.dialect, column_keys=columns)
+        order = compiled.positiontup
+        found = _DriverStatement(
+            compiled.string,
+            tuple(order) if order is not None else None,
+            {k: v for k, v in compiled.params.items() if k not in keys},
+        )
+        with _driver_lock:
+            _driver_cache[cache_key] = found
+    return found
+
+
 class UnitOfWork:
     """One open transaction; made only by `Repository.run`."""
 
@@ -477,6 +619,34 @@ class UnitOfWork:
         self._dialect = connection.dialect.name
         self._sql = _statements(self._dialect)
         self._responses: dict[tuple[int, str], _ResponseRef] = {}
+
+    def _hot(self, statement: Any, params: Mapping[str, object] | list) -> Any:
+        """Run a prebuilt hot-path statement through the driver (`exec_driver_sql`).
+
+        SQLAlchemy's full `execute` costs several times the statement itself on
+        SQLite (~40 us against ~5 us); this path skips its per-call compilation
+        lookup and type processing. So values must already be what the driver
+        takes: datetimes are turned into SQLAlchemy's SQLite text form here.
+        Errors are still wrapped as DBAPIError, so busy retries work the same.
+        Datetimes in results come back as the driver gives them (see `_time`).
+        """
+        many = isinstance(params, list)
+        rows = params if many else [params]
+        keys = tuple(rows[0])
+        prepared = _driver_statement(statement, self.connection, keys)
+        sqlite_times = self._dialect == "sqlite"
+        converted = []
+        for row in rows:
+            values = {**prepared.fixed, **row}
+            if sqlite_times:
+                values = {
+                    k: v.strftime(_SQLITE_TIME) if isinstance(v, datetime) else v
+                    for k, v in values.items()
+                }
+            converted.append(
+                tuple(values[k] for k in prepared.order) if prepared.order is not None else values
+            )
+        return self.connection.exec_driver_sql(prepared.sql, converted if many else converted[0])
 
     def insert(self, table: Any) -> Any:
         """A dialect insert with `on_conflict_do_update/do_nothing`."""
@@ -504,6 +674,34 @@ class UnitOfWork:
             ).scalar_one()
         )
 
+    def open_turn(self, pseudonym: str, channel: str) -> TurnStart:
+        """Everything a turn starts from, in one read: respondent id (made on first
+        sight), saved conversation state and completed campaign codes.
+
+        `last_seen_at` is refreshed at most every few minutes, so that most turns
+        add no write of their own for it.
+        """
+        rows = self._hot(self._sql.turn_open, {"p_pseudonym": pseudonym}).all()
+        found = [row for row in rows if row[0] == 0]
+        if not found:
+            return TurnStart(self.respondent(pseudonym, channel), None, frozenset())
+        _, respondent_id, seen, text, *_ = found[0]
+        respondent_id = int(respondent_id)
+        seen = _as_datetime(seen)
+        if seen is None or self.now - seen >= LAST_SEEN_RESOLUTION:
+            self._hot(self._sql.respondent_seen, {"p_respondent": respondent_id, "p_now": self.now})
+        completed = []
+        for kind, response_id, _, code, survey_id, version, status, updated in rows:
+            if kind == 1:
+                self._responses[(respondent_id, code)] = _ResponseRef(
+                    int(response_id), survey_id, int(version), status, _as_datetime(updated)
+                )
+                if status == "completed":
+                    completed.append(code)
+        return TurnStart(
+            respondent_id, None if text is None else json.loads(text), frozenset(completed)
+        )
+
     def load_state(self, respondent_id: int) -> dict | None:
         text = self.connection.execute(
             self._sql.state_load, {"p_respondent": respondent_id}
@@ -511,7 +709,7 @@ class UnitOfWork:
         return None if text is None else json.loads(text)
 
     def save_state(self, respondent_id: int, state: dict) -> None:
-        self.connection.execute(
+        self._hot(
             self._sql.state_save,
             {"respondent_id": respondent_id, "state_json": _dumps(state), "updated_at": self.now},
         )
@@ -540,7 +738,7 @@ class UnitOfWork:
             raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
         response = self._find_response(respondent_id, code) if code else None
         return int(
-            self.connection.execute(
+            self._hot(
                 self._sql.message_insert,
                 {
                     "respondent_id": respondent_id,
@@ -628,8 +826,7 @@ class UnitOfWork:
             value = None
         kind = question_type or self._question_types(response).get(question_id)
         number, chosen = _index_values(kind, value)
-        connection = self.connection
-        connection.execute(
+        self._hot(
             self._sql.answer_upsert,
             {
                 "response_id": response.id,
@@ -641,18 +838,18 @@ class UnitOfWork:
             },
         )
         if kind is None or kind in CHOICE_TYPES:  # other types never have choice rows
-            connection.execute(
+            self._hot(
                 self._sql.choices_delete, {"p_response": response.id, "p_question": question_id}
             )
         if chosen:
-            connection.execute(
+            self._hot(
                 self._sql.choices_insert,
                 [
                     {"response_id": response.id, "question_id": question_id, "value": item}
                     for item in chosen
                 ],
             )
-        self._touch(response.id)
+        self._touch(response)
 
     def remove_answer(self, respondent_id: int, code: str, question_id: str) -> None:
         """The answer to `question_id` no longer stands: delete it and its choice rows."""
@@ -660,9 +857,9 @@ class UnitOfWork:
         if response is None:
             return
         params = {"p_response": response.id, "p_question": question_id}
-        self.connection.execute(self._sql.choices_delete, params)
+        self._hot(self._sql.choices_delete, params)
         self.connection.execute(self._sql.answer_delete, params)
-        self._touch(response.id)
+        self._touch(response)
 
     def complete_response(self, respondent_id: int, code: str) -> None:
         response = self._response(respondent_id, code)
@@ -747,11 +944,23 @@ class UnitOfWork:
             self.connection, response.survey_id, response.survey_version
         )
 
-    def _touch(self, response_id: int) -> None:
-        """The response was worked on now; a partial one is in progress again."""
-        self.connection.execute(
-            self._sql.response_touch, {"p_response": response_id, "p_now": self.now}
-        )
+    def _touch(self, response: _ResponseRef) -> None:
+        """The response was worked on now; a partial one is in progress again.
+
+        `updated_at` only drives the expiry of abandoned sessions (hours), so a
+        response touched less than TOUCH_RESOLUTION ago is left alone: most
+        answers then cost one write fewer.
+        """
+        if (
+            response.status == "in_progress"
+            and response.updated_at is not None
+            and self.now - response.updated_at < TOUCH_RESOLUTION
+        ):
+            return
+        self._hot(self._sql.response_touch, {"p_response": response.id, "p_now": self.now})
+        if response.status == "partial":
+            response.status = "in_progress"
+        response.updated_at = self.now
 
 
 def _index_values(kind: str | None, value: object | None) -> tuple[float | None, list[str]]:

@@ -22,6 +22,7 @@ from aiohttp import web
 from bot.catalogue import Catalogue
 from bot.dispatcher import Dispatcher
 from config.settings import Settings
+from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from storage.db import create_db_engine, migrate
 from storage.repository import Repository
@@ -65,9 +66,14 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(migrate, url)
     engine = create_db_engine(url)
     is_sqlite = engine.dialect.name == "sqlite"
-    # SQLite has one writer at a time: one database thread avoids lock contention.
-    executor = ThreadPoolExecutor(max_workers=1 if is_sqlite else 8, thread_name_prefix="besafe-db")
+    # Conversation writes go through the group-commit batcher: SQLite has one
+    # writer at a time, so one thread; PostgreSQL takes several. The executor
+    # is for occasional maintenance work (catalogue, expiry sweep).
+    executor = ThreadPoolExecutor(
+        max_workers=1 if is_sqlite else 4, thread_name_prefix="besafe-jobs"
+    )
     repository = Repository(engine)
+    writes = WriteBatcher(repository, workers=1 if is_sqlite else 8)
     catalogue = Catalogue(repository)
     loop = asyncio.get_running_loop()
     report = await loop.run_in_executor(executor, catalogue.load_directory, settings.surveys_dir)
@@ -83,10 +89,9 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     app[REPOSITORY] = repository
     app[CATALOGUE] = catalogue
     app[DISPATCHER] = Dispatcher(
-        repository=repository,
         catalogue=catalogue,
         secret=secret,
-        executor=executor,
+        writes=writes,
         max_message_chars=settings.max_message_chars,
         max_answer_chars=settings.max_answer_chars,
     )
@@ -119,6 +124,7 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             with suppress(asyncio.CancelledError):
                 await task
+        writes.close()
         executor.shutdown(wait=True)
         engine.dispose()
         log.info("stopped cleanly")

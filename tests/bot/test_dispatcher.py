@@ -11,7 +11,6 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from bot.dispatcher import Dispatcher, RespondentLocks
 from bot.messages import InboundMessage
 from moderation.screen import screen
 from storage import tables
+from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from storage.pseudonyms import pseudonym
 from storage.repository import Repository
@@ -34,31 +34,29 @@ SHIPPED = ("bullying", "online_safety", "healthy_relationships")
 
 
 @pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="test-db")
-    yield pool
-    pool.shutdown(wait=True)
+def writes(repository: Repository) -> Iterator[WriteBatcher]:
+    sqlite = repository.engine.dialect.name == "sqlite"
+    batcher = WriteBatcher(repository, workers=1 if sqlite else 4)
+    yield batcher
+    batcher.close()
 
 
-def build_dispatcher(
-    repository: Repository, executor: ThreadPoolExecutor, **options: int
-) -> Dispatcher:
+def build_dispatcher(repository: Repository, writes: WriteBatcher, **options: int) -> Dispatcher:
     catalogue = Catalogue(repository)
     report = catalogue.load_directory(SURVEYS_DIR)
     assert not report.problems, report.problems
     catalogue.refresh(utcnow())
     return Dispatcher(
-        repository=repository,
         catalogue=catalogue,
         secret=SECRET,
-        executor=executor,
+        writes=writes,
         **options,
     )
 
 
 @pytest.fixture
-def dispatcher(repository: Repository, executor: ThreadPoolExecutor) -> Dispatcher:
-    return build_dispatcher(repository, executor)
+def dispatcher(repository: Repository, writes: WriteBatcher) -> Dispatcher:
+    return build_dispatcher(repository, writes)
 
 
 def respondent_id(repository: Repository, user_key: str, channel: str = "web") -> int:
@@ -115,7 +113,9 @@ async def test_each_shipped_survey_completes_and_is_stored(
     answers = stored_answers(repository, young_person.user_key, code)
     assert answers["school_year"] == ("answered", "y8")
     assert len(answers) >= 8
-    assert any(value == "Nothing else, thanks. School is mostly ok." for _, value in answers.values())
+    assert any(
+        value == "Nothing else, thanks. School is mostly ok." for _, value in answers.values()
+    )
     completed = [r for r in rows(repository, tables.responses) if r["completed_at"] is not None]
     assert len(completed) == 1
     # One response per campaign: starting again says so kindly and records nothing new.
@@ -180,7 +180,7 @@ async def test_messages_outside_a_survey_are_screened_too(
 
 
 async def test_screening_errors_do_not_lose_the_message(
-    repository: Repository, executor: ThreadPoolExecutor
+    repository: Repository, writes: WriteBatcher
 ) -> None:
     calls: list[str] = []
 
@@ -188,7 +188,7 @@ async def test_screening_errors_do_not_lose_the_message(
         calls.append(text)
         raise RuntimeError("detector crashed")
 
-    dispatcher = build_dispatcher(repository, executor)
+    dispatcher = build_dispatcher(repository, writes)
     dispatcher._screen = broken_screen  # a detector bug must not swallow the message
     with pytest.raises(RuntimeError):
         await send(dispatcher, "someone", TextIn("hello"))
@@ -231,9 +231,9 @@ async def test_a_10000_character_message_is_kept_whole_and_the_answer_trimmed_wi
 
 
 async def test_a_message_over_the_hard_limit_is_trimmed_with_a_note(
-    repository: Repository, executor: ThreadPoolExecutor
+    repository: Repository, writes: WriteBatcher
 ) -> None:
-    dispatcher = build_dispatcher(repository, executor, max_message_chars=5000)
+    dispatcher = build_dispatcher(repository, writes, max_message_chars=5000)
     outputs = await send(dispatcher, "huge", TextIn("a" * 50_000))
     assert outputs[0].kind == "notice" and "5,000" in outputs[0].text
     (message,) = rows(repository, tables.messages)
@@ -297,14 +297,14 @@ async def test_a_double_tap_records_one_answer(
 
 
 async def test_a_restarted_server_resumes_each_conversation(
-    repository: Repository, executor: ThreadPoolExecutor
+    repository: Repository, writes: WriteBatcher
 ) -> None:
-    before = build_dispatcher(repository, executor)
+    before = build_dispatcher(repository, writes)
     young_person = SimulatedRespondent(before, "resumer")
     outputs = await young_person.take_survey("online_safety", stop_after=4)
     asked = outputs[-1]
     assert asked.kind == "question"
-    after = build_dispatcher(repository, executor)  # a new process on the same database
+    after = build_dispatcher(repository, writes)  # a new process on the same database
     resumed = await send(after, "resumer", ResumeIn())
     assert resumed[-1].question_id == asked.question_id
     assert resumed[-1].text == asked.text
@@ -322,6 +322,14 @@ async def test_an_abandoned_session_is_kept_as_a_partial_response(
     assert response["completed_at"] is None
     assert response["status"] == "partial"
     assert stored_answers(repository, "leaver", "bullying-v1")  # answers kept
+    # Coming back later: the partial response is in progress again and carries on.
+    outputs = await send(dispatcher, "leaver", ResumeIn())
+    last = outputs[-1]
+    assert last.kind == "question"
+    choice = next(c for c in last.choices if not c.value.startswith("__"))
+    await send(dispatcher, "leaver", ChoiceIn(choice.value, last.question_id))
+    (response,) = rows(repository, tables.responses)
+    assert response["status"] == "in_progress"
 
 
 # ------------------------------------------------------------------ a busy database

@@ -73,8 +73,11 @@ class SimulatedRespondent:
     ) -> tuple[Say, ...]:
         """Start (or resume) and answer until the thanks message, or `stop_after` answers.
 
-        `think` is a range of seconds to wait before each answer, as a person would.
+        `think` is a range of seconds to wait before each message (the first one
+        too), as a person would.
         """
+        if think is not None:  # people arrive at their own moment, not all at once
+            await asyncio.sleep(random.uniform(*think))
         outputs = await self.send(CommandIn("start"))
         for turn in range(max_turns):
             if stop_after is not None and turn >= stop_after:
