@@ -131,7 +131,7 @@ async def main_async(args: argparse.Namespace) -> None:
     if not url:
         temp = tempfile.TemporaryDirectory()
         url = f"sqlite:///{temp.name}/bench.db"
-    workers = 1 if url.startswith("sqlite") else 8
+    workers = 1 if url.startswith("sqlite") else 4  # as web/app.py
     dispatcher, writes, engine = build(url, workers)
     print(f"database: {url.split('@')[-1]}; CPU affinity: {sorted(os.sched_getaffinity(0))}")
     try:

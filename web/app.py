@@ -73,7 +73,7 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         max_workers=1 if is_sqlite else 4, thread_name_prefix="besafe-jobs"
     )
     repository = Repository(engine)
-    writes = WriteBatcher(repository, workers=1 if is_sqlite else 8)
+    writes = WriteBatcher(repository, workers=1 if is_sqlite else 4)
     catalogue = Catalogue(repository)
     loop = asyncio.get_running_loop()
     report = await loop.run_in_executor(executor, catalogue.load_directory, settings.surveys_dir)
