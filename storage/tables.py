@@ -217,6 +217,9 @@ class FlagRow(SQLModel, table=True):
     evidence_json: str = Field(sa_type=Text)
     status: str = Field(default="open", sa_type=String(24))
     contact_consent: bool | None = Field(default=None, sa_type=Boolean)
+    # Only when the young person said yes to being contacted: their channel address,
+    # encrypted (bot.relay.seal_handle), so staff can reply without ever seeing it.
+    relay_handle: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 
@@ -247,3 +250,10 @@ ALL_TABLES: tuple[Table, ...] = (
     messages,
     flags,
 )
+
+# Tables owned by later features live in their own modules (one migration each);
+# imported here so that the metadata and ALL_TABLES are complete.
+from storage.tables_staff import TABLES as _STAFF_TABLES  # noqa: E402
+from storage.tables_telegram import TABLES as _TELEGRAM_TABLES  # noqa: E402
+
+ALL_TABLES = ALL_TABLES + _TELEGRAM_TABLES + _STAFF_TABLES

@@ -18,6 +18,8 @@ from storage.tables import ALL_TABLES, metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {table.name for table in ALL_TABLES}
+# The newest migration; bump it with every new file in storage/migrations/versions.
+HEAD = "0003"
 
 
 def schema_diff(url: str) -> list:
@@ -45,9 +47,9 @@ def test_migrated_schema_equals_the_models(empty_database_url: str) -> None:
     migrate(empty_database_url)
     assert table_names(empty_database_url) == TABLES
     assert schema_diff(empty_database_url) == []
-    assert current_revision(empty_database_url) == head_revision() == "0001"
+    assert current_revision(empty_database_url) == head_revision() == HEAD
     migrate(empty_database_url)  # already at head: nothing to do
-    assert current_revision(empty_database_url) == "0001"
+    assert current_revision(empty_database_url) == HEAD
 
 
 def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
@@ -68,7 +70,7 @@ def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
 
 
 def test_the_fixture_database_is_migrated(database_url: str) -> None:
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == HEAD
     assert table_names(database_url) == TABLES
 
 
@@ -84,5 +86,5 @@ def test_developer_alembic_ini_works_from_any_directory(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert current_revision(url) == "0001"
+    assert current_revision(url) == HEAD
     assert schema_diff(url) == []

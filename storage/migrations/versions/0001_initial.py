@@ -203,6 +203,7 @@ def upgrade() -> None:
         sa.Column("evidence_json", sa.Text(), nullable=False),
         sa.Column("status", sa.String(24), nullable=False),
         sa.Column("contact_consent", sa.Boolean(), nullable=True),
+        sa.Column("relay_handle", sa.Text(), nullable=True),
         _when("created_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_flags")),
         sa.ForeignKeyConstraint(
