@@ -21,13 +21,14 @@ from aiohttp import web
 
 from bot.catalogue import Catalogue
 from bot.dispatcher import Dispatcher
+from bot.relay import Relay
 from config.settings import Settings
 from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from storage.db import create_db_engine, migrate
 from storage.repository import Repository
 from web.chat import security_headers_middleware, setup_chat
-from web.keys import DISPATCHER, SETTINGS
+from web.keys import DISPATCHER, RELAY, SETTINGS
 
 log = logging.getLogger("besafe.app")
 
@@ -87,6 +88,8 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         },
     )
     app[REPOSITORY] = repository
+    # Channels register their deliverers for staff replies (bot.relay) at start-up.
+    app[RELAY] = Relay(secret)
     app[CATALOGUE] = catalogue
     app[DISPATCHER] = Dispatcher(
         catalogue=catalogue,

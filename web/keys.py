@@ -7,6 +7,7 @@ from typing import Protocol
 from aiohttp import web
 
 from bot.messages import InboundMessage
+from bot.relay import Relay
 from config.settings import Settings
 from surveys.events import Say
 
@@ -19,3 +20,4 @@ class MessageHandler(Protocol):
 
 SETTINGS = web.AppKey("settings", Settings)
 DISPATCHER = web.AppKey("dispatcher", MessageHandler)
+RELAY = web.AppKey("relay", Relay)
