@@ -13,29 +13,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bot.catalogue import Catalogue
 from bot.messages import InboundMessage
-from moderation.screen import ScreenContext, Screening, screen
-from moderation.signposting import disclosure_reply
+from bot.relay import seal_handle
+from moderation.screen import NOT_FLAGGED, ScreenContext, Screening, screen
+from moderation.signposting import disclosure_reply, help_text, reply_text
 from storage.batching import WriteBatcher
 from storage.pseudonyms import pseudonym
 from storage.repository import UnitOfWork
 from surveys import engine
+from surveys.engine import CARRY_ON
 from surveys.events import (
     AnswerRecorded,
     AnswerRemoved,
+    ChoiceIn,
+    CommandIn,
     Effect,
     EngineContext,
+    Event,
+    QuickReply,
     ResponseCompleted,
     ResponseErased,
     ResponseStarted,
+    ResumeIn,
     Say,
     TextIn,
 )
+from surveys.matching import match_answer
+from surveys.model import Choice, Question
 from surveys.text import clean_text
 
 log = logging.getLogger("besafe.dispatcher")
@@ -73,10 +82,21 @@ class RespondentLocks:
 
 @dataclass(frozen=True)
 class Turn:
-    """What one handled message produced."""
+    """What one handled message produced.
+
+    `duplicate`: the channel's delivery id was seen before, nothing was done.
+    `recorded`: what the channel's output recorder returned (e.g. outbox row ids).
+    """
 
     outputs: tuple[Say, ...]
     screening: Screening
+    duplicate: bool = False
+    recorded: object = None
+
+
+# Run inside the turn's transaction, after the outputs are known, so a channel can
+# record what it is about to send (an outbox) atomically with the turn.
+OutputRecorder = Callable[[UnitOfWork, int, InboundMessage, tuple[Say, ...]], object]
 
 
 def apply_effects(uow: UnitOfWork, respondent_id: int, effects: tuple[Effect, ...]) -> None:
@@ -107,6 +127,7 @@ class Dispatcher:
         max_message_chars: int = 20000,
         max_answer_chars: int = 2000,
         screen_message: Callable[[str, ScreenContext], Screening] = screen,
+        output_recorders: Mapping[str, OutputRecorder] | None = None,
     ) -> None:
         self._catalogue = catalogue
         self._secret = secret
@@ -114,26 +135,34 @@ class Dispatcher:
         self._max_message_chars = max_message_chars
         self._max_answer_chars = max_answer_chars
         self._screen = screen_message
+        self._recorders = dict(output_recorders or {})
         self.locks = RespondentLocks()
 
+    def set_output_recorder(self, channel: str, recorder: OutputRecorder) -> None:
+        """Let a channel record its outgoing messages inside each turn's transaction."""
+        self._recorders[channel] = recorder
+
     async def handle(self, inbound: InboundMessage) -> tuple[Say, ...]:
+        return (await self.handle_turn(inbound)).outputs
+
+    async def handle_turn(self, inbound: InboundMessage) -> Turn:
         started = time.perf_counter()
         key = pseudonym(self._secret, inbound.channel, inbound.user_key)
         event = inbound.event
-        notes: list[Say] = []
+        notes: tuple[Say, ...] = ()
         if isinstance(event, TextIn):
             cleaned = clean_text(event.text, limit=self._max_message_chars)
             if cleaned.trimmed:
-                notes.append(
+                notes = (
                     Say(
                         f"That message was very long, so I kept the first "
                         f"{self._max_message_chars:,} characters.",
                         kind="notice",
-                    )
+                    ),
                 )
             event = TextIn(cleaned.text)
         async with self.locks.hold(key):
-            turn = await self._writes.run(self._work(key, inbound.channel, event))
+            turn = await self._writes.run(self._work(key, inbound, event, notes))
         log.info(
             "message handled",
             extra={
@@ -141,51 +170,260 @@ class Dispatcher:
                 "event": type(event).__name__,
                 "respondent": key[:10],
                 "flagged": turn.screening.severity,
+                "duplicate": turn.duplicate,
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
-        return tuple(notes) + turn.outputs
+        return turn
 
-    def _work(self, key: str, channel: str, event: object) -> Callable[[UnitOfWork], Turn]:
+    def _work(
+        self, key: str, inbound: InboundMessage, event: Event, notes: tuple[Say, ...]
+    ) -> Callable[[UnitOfWork], Turn]:
         context = EngineContext(
             offers=self._catalogue.offers(), max_text_length=self._max_answer_chars
         )
+        recorder = self._recorders.get(inbound.channel)
 
         def work(uow: UnitOfWork) -> Turn:
-            opened = uow.open_turn(key, channel)
-            respondent_id, state = opened.respondent_id, opened.state
+            if inbound.delivery_id is not None and not uow.claim_delivery(
+                inbound.channel, inbound.delivery_id
+            ):
+                return Turn((), NOT_FLAGGED, duplicate=True)
+            opened = uow.open_turn(key, inbound.channel)
             turn_context = EngineContext(
                 offers=context.offers,
                 completed=opened.completed,
                 max_text_length=context.max_text_length,
             )
-            position = engine.position(state, turn_context)
-            screening = Screening(flagged=False)
-            if isinstance(event, TextIn) and event.text.strip():
-                message_id = uow.record_message(
-                    respondent_id,
-                    "in",
-                    event.text,
-                    code=position.code,
-                    question_id=position.question_id,
-                )
-                screening = self._screen(
-                    event.text, ScreenContext(position.question_id, position.topic)
-                )
-                if screening.flagged:
-                    uow.record_flag(
-                        respondent_id,
-                        message_id,
-                        severity=screening.severity or "medium",
-                        categories=screening.categories,
-                        evidence=screening.evidence_dicts(),
-                    )
-            step = engine.step(state, event, turn_context)  # type: ignore[arg-type]
-            apply_effects(uow, respondent_id, step.effects)
-            uow.save_state(respondent_id, step.state)
-            outputs = step.outputs
-            if screening.flagged:
-                outputs = (Say(disclosure_reply(screening.severity), kind="help"), *outputs)
-            return Turn(outputs, screening)
+            outputs, screening = _Turn(
+                uow, self, opened.respondent_id, opened.state, turn_context, inbound, event
+            ).run()
+            outputs = notes + outputs
+            recorded = recorder(uow, opened.respondent_id, inbound, outputs) if recorder else None
+            return Turn(outputs, screening, recorded=recorded)
 
         return work
+
+
+# The dispatcher's own part of the saved conversation state (the engine ignores it):
+# {"flag": id, "ask": "contact" | "carry_on", "contact": id of a flag the young person
+# agreed to be contacted about}. Absent for nearly everyone, so most turns pay nothing.
+SAFEGUARDING_KEY = "safeguarding"
+CONTACT_PROMPT = "__contact__"
+CARRY_ON_PROMPT = "__after_disclosure__"
+_STOP_FOR_NOW = "__stop_for_now__"
+_YES_NO = Question(
+    id=CONTACT_PROMPT,
+    type="yes_no",
+    text="",
+    report_label="",
+    choices=(Choice("yes", "Yes"), Choice("no", "No")),
+    required=True,
+)
+# Commands that keep working while a member of staff is talking with the young person.
+_STAFF_CONVERSATION_COMMANDS = frozenset({"help"})
+
+
+class _Turn:
+    """One message, inside its unit of work: screening, the disclosure conversation, the engine."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        dispatcher: Dispatcher,
+        respondent_id: int,
+        state: dict | None,
+        context: EngineContext,
+        inbound: InboundMessage,
+        event: Event,
+    ) -> None:
+        self.uow = uow
+        self.dispatcher = dispatcher
+        self.respondent_id = respondent_id
+        self.state = state
+        self.context = context
+        self.inbound = inbound
+        self.event = event
+        self.sg: dict = dict((state or {}).get(SAFEGUARDING_KEY) or {})
+
+    def run(self) -> tuple[tuple[Say, ...], Screening]:
+        uow, event = self.uow, self.event
+        position = engine.position(self.state, self.context)
+        screening = NOT_FLAGGED
+        message_id: int | None = None
+        if isinstance(event, TextIn) and event.text.strip():
+            message_id = uow.record_message(
+                self.respondent_id,
+                "in",
+                event.text,
+                code=position.code,
+                question_id=position.question_id,
+            )
+            screening = self.dispatcher._screen(
+                event.text, ScreenContext(position.question_id, position.topic)
+            )
+        flag_id: int | None = None
+        if screening.flagged and message_id is not None:
+            flag_id = uow.record_flag(
+                self.respondent_id,
+                message_id,
+                severity=screening.severity or "medium",
+                categories=screening.categories,
+                evidence=screening.evidence_dicts(),
+            )
+        # A member of staff is talking with this young person: the survey waits.
+        if "contact" in self.sg:
+            conversation = uow.staff_conversation_flag(self.respondent_id)
+            if conversation is not None:
+                return self._to_staff(conversation, message_id, screening), screening
+        if flag_id is not None:
+            return self._disclosed(flag_id, screening), screening
+        answer = self._pending_answer()
+        if answer is not None:
+            return answer, screening
+        return self._engine(event), screening
+
+    # ------------------------------------------------------------ the engine
+
+    def _engine(self, event: Event) -> tuple[Say, ...]:
+        step = engine.step(self.state, event, self.context)  # type: ignore[arg-type]
+        apply_effects(self.uow, self.respondent_id, step.effects)
+        self.state = step.state
+        self._save()
+        return step.outputs
+
+    def _save(self) -> None:
+        state = dict(self.state or engine.start_state())
+        if self.sg:
+            state[SAFEGUARDING_KEY] = self.sg
+        else:
+            state.pop(SAFEGUARDING_KEY, None)
+        self.uow.save_state(self.respondent_id, state)
+
+    # ------------------------------------------------------------ a disclosure
+
+    def _disclosed(self, flag_id: int, screening: Screening) -> tuple[Say, ...]:
+        """Answer a flagged message at once, then ask whether someone may reply.
+
+        The engine still takes the message (a free-text answer is survey data
+        too), but its next question waits until the young person has answered.
+        """
+        if self.sg.get("ask") != "contact":
+            self.sg["flag"] = flag_id
+        self.sg["ask"] = "contact"
+        self._engine(self.event)
+        return (
+            Say(disclosure_reply(screening.severity, screening.categories), kind="help"),
+            _contact_question(),
+        )
+
+    def _pending_answer(self) -> tuple[Say, ...] | None:
+        """Handle an answer to the contact or carry-on question; None if this is not one."""
+        ask, event = self.sg.get("ask"), self.event
+        if ask == "contact":
+            consent = _yes_or_no(event, CONTACT_PROMPT)
+            if consent is None:
+                if isinstance(event, TextIn | ChoiceIn):
+                    return (Say(reply_text("contact_hint"), kind="hint"), _contact_question())
+                self.sg.pop("ask", None)  # a command: they have moved on; consent stays unknown
+                return None
+            return self._consent(consent)
+        if ask == "carry_on":
+            choice = _carry_on_choice(event)
+            self.sg.pop("ask", None)
+            self.sg.pop("flag", None)
+            if choice is None:
+                return None  # anything else goes to the survey as usual
+            return self._engine(ResumeIn() if choice else CommandIn("stop"))
+        return None
+
+    def _consent(self, consent: bool) -> tuple[Say, ...]:
+        flag_id = int(self.sg["flag"])
+        handle = (
+            seal_handle(self.dispatcher._secret, self.inbound.channel, self.inbound.user_key)
+            if consent
+            else None
+        )
+        self.uow.set_contact_consent(flag_id, self.respondent_id, consent, handle)
+        if consent:
+            self.sg["contact"] = flag_id
+        said = Say(reply_text("contact_said_yes" if consent else "contact_said_no"))
+        if engine.position(self.state, self.context).question_id is None:
+            # Not in the middle of a survey: nothing to carry on with.
+            self.sg.pop("ask", None)
+            self.sg.pop("flag", None)
+            return (said, *self._engine(ResumeIn()))
+        self.sg["ask"] = "carry_on"
+        self._save()
+        return (said, _carry_on_question())
+
+    # ------------------------------------------------------------ talking with staff
+
+    def _to_staff(
+        self, flag_id: int, message_id: int | None, screening: Screening
+    ) -> tuple[Say, ...]:
+        event = self.event
+        self.sg.pop("ask", None)
+        self._save()
+        if isinstance(event, CommandIn) and event.name in _STAFF_CONVERSATION_COMMANDS:
+            return (Say(help_text(), kind="help"),)
+        if message_id is None:
+            return (Say(reply_text("staff_conversation_paused")),)
+        self.uow.link_flag_message(flag_id, message_id, "young_person")
+        outputs = [Say(reply_text("staff_conversation_ack"))]
+        if screening.flagged:
+            outputs.insert(
+                0, Say(disclosure_reply(screening.severity, screening.categories), kind="help")
+            )
+        return tuple(outputs)
+
+
+def _contact_question() -> Say:
+    return Say(
+        reply_text("contact_question"),
+        choices=(
+            QuickReply("yes", reply_text("contact_yes")),
+            QuickReply("no", reply_text("contact_no")),
+        ),
+        question_id=CONTACT_PROMPT,
+        kind="question",
+    )
+
+
+def _carry_on_question() -> Say:
+    return Say(
+        reply_text("carry_on_question"),
+        choices=(
+            QuickReply(CARRY_ON, reply_text("carry_on")),
+            QuickReply(_STOP_FOR_NOW, reply_text("stop_for_now")),
+        ),
+        question_id=CARRY_ON_PROMPT,
+        kind="question",
+    )
+
+
+def _yes_or_no(event: Event, prompt: str) -> bool | None:
+    if isinstance(event, ChoiceIn):
+        if event.question_id == prompt and event.value in ("yes", "no"):
+            return event.value == "yes"
+        return None
+    if isinstance(event, TextIn):
+        match = match_answer(_YES_NO, event.text)
+        if match.ok and match.value in ("yes", "no"):
+            return match.value == "yes"
+    return None
+
+
+def _carry_on_choice(event: Event) -> bool | None:
+    """True to carry on, False to stop for now, None for anything else."""
+    if isinstance(event, ChoiceIn) and event.question_id == CARRY_ON_PROMPT:
+        if event.value in (CARRY_ON, _STOP_FOR_NOW):
+            return event.value == CARRY_ON
+        return None
+    if isinstance(event, TextIn):
+        words = " ".join(event.text.lower().split())
+        if words in ("carry on", "continue", "go on", "keep going"):
+            return True
+        if words in ("stop", "stop for now", "pause", "later"):
+            return False
+    return None

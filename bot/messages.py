@@ -21,3 +21,6 @@ class InboundMessage:
     channel: str  # "web" | "telegram"
     user_key: str
     event: Event
+    # The channel's id for this delivery (a Telegram update_id), when the channel can
+    # deliver the same thing twice: a repeat is recognised and has no second effect.
+    delivery_id: str | None = None

@@ -5,6 +5,15 @@ Kept in one place so that a safeguarding lead can review every word.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+REPLIES_FILE = Path(__file__).with_name("data") / "replies.yaml"
+
 HELP_LINES: tuple[str, ...] = (
     "If you are in danger right now, call 999.",
     "Childline is free and private, any time: call 0800 1111 or chat at childline.org.uk.",
@@ -29,24 +38,88 @@ def thanks_signposting() -> str:
     )
 
 
-def disclosure_reply(severity: str | None) -> str:
+@dataclass(frozen=True)
+class DisclosureReplies:
+    """Wording of the immediate reply and the contact question (data/replies.yaml)."""
+
+    priority: tuple[str, ...]
+    default_opening: str
+    urgent_opening: str
+    now_urgent: str
+    now_other: str
+    always_lines: tuple[str, ...]
+    openings: dict[str, str]
+    extras: dict[str, str]
+    texts: dict[str, str]  # contact question, answers, carry-on question, staff-conversation lines
+
+    def opening_category(self, categories: Sequence[str]) -> str | None:
+        ranked = [c for c in self.priority if c in categories]
+        return ranked[0] if ranked else (categories[0] if categories else None)
+
+
+_TEXT_KEYS = (
+    "contact_question",
+    "contact_yes",
+    "contact_no",
+    "contact_said_yes",
+    "contact_said_no",
+    "contact_hint",
+    "carry_on_question",
+    "carry_on",
+    "stop_for_now",
+    "staff_conversation_ack",
+    "staff_conversation_paused",
+)
+
+
+def _clean(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"empty or missing text in {REPLIES_FILE.name}")
+    return " ".join(text.split())
+
+
+@lru_cache(maxsize=2)
+def load_replies(path: Path = REPLIES_FILE) -> DisclosureReplies:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    categories = data.get("categories") or {}
+    return DisclosureReplies(
+        priority=tuple(data["priority"]),
+        default_opening=_clean(data["default"]["opening"]),
+        urgent_opening=_clean(data["urgent_opening"]),
+        now_urgent=_clean(data["now_lines"]["urgent"]),
+        now_other=_clean(data["now_lines"]["other"]),
+        always_lines=tuple(_clean(line) for line in data["always_lines"]),
+        openings={name: _clean(entry["opening"]) for name, entry in categories.items()},
+        extras={
+            name: _clean(entry["extra"]) for name, entry in categories.items() if "extra" in entry
+        },
+        texts={key: _clean(data[key]) for key in _TEXT_KEYS},
+    )
+
+
+def disclosure_reply(severity: str | None, categories: Sequence[str] = ()) -> str:
     """The immediate reply when a message may be telling us about harm.
 
-    Sent at once, whatever the staff side is doing. The fuller, per-category
-    replies and the request for consent to be contacted come with issue 3.
+    Sent at once, whatever the staff side is doing: an opening that fits the
+    category, what to do now (999 first when it may be urgent), the services,
+    and a line for the category when there is one.
     """
-    first = (
-        "Thank you for telling us. You did the right thing, and it is not your fault."
-        if severity != "urgent"
-        else "Thank you for telling us. It sounds like you might not be safe right now."
-    )
-    now = (
-        "If you are in danger right now, please call 999."
-        if severity == "urgent"
-        else "If you are ever in danger, call 999."
-    )
-    return (
-        f"{first}\n{now}\n"
-        "You can talk to Childline any time, for free: 0800 1111 or childline.org.uk.\n"
-        "A member of our safeguarding team will read what you wrote."
-    )
+    replies = load_replies()
+    category = replies.opening_category(categories)
+    if severity == "urgent":
+        opening = replies.urgent_opening
+        if category == "immediate_danger":
+            opening = replies.openings[category]
+    else:
+        opening = replies.openings.get(category or "", replies.default_opening)
+    lines = [opening, replies.now_urgent if severity == "urgent" else replies.now_other]
+    lines.extend(replies.always_lines)
+    extra = replies.extras.get(category or "")
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines)
+
+
+def reply_text(key: str) -> str:
+    """One of the fixed lines of the disclosure conversation (see `_TEXT_KEYS`)."""
+    return load_replies().texts[key]

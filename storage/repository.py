@@ -58,8 +58,10 @@ from storage.tables import (
     answers,
     campaigns,
     conversations,
+    flag_messages,
     flags,
     messages,
+    processed_deliveries,
     respondents,
     responses,
     surveys,
@@ -67,6 +69,9 @@ from storage.tables import (
 from surveys.model import CHOICE_TYPES, Survey
 
 log = logging.getLogger("besafe.storage")
+
+# Flag statuses after which the young person is no longer in a conversation with staff.
+CLOSED_FLAG_STATUSES: tuple[str, ...] = ("closed", "not_a_concern")
 
 T = TypeVar("T")
 
@@ -777,6 +782,69 @@ class UnitOfWork:
                 },
             ).scalar_one()
         )
+
+    def set_contact_consent(
+        self, flag_id: int, respondent_id: int, consent: bool, relay_handle: str | None
+    ) -> bool:
+        """Record the young person's yes/no to being contacted, on their flag `flag_id`
+        and on any later flag of theirs raised while the question was waiting.
+
+        The relay handle is stored only with a yes (and erased with a later no).
+        """
+        result = self.connection.execute(
+            update(flags)
+            .where(
+                flags.c.respondent_id == respondent_id,
+                or_(
+                    flags.c.id == flag_id,
+                    and_(flags.c.id > flag_id, flags.c.contact_consent.is_(None)),
+                ),
+            )
+            .values(contact_consent=consent, relay_handle=relay_handle if consent else None)
+        )
+        return result.rowcount >= 1
+
+    def staff_conversation_flag(self, respondent_id: int) -> int | None:
+        """The flag whose conversation with staff is open for this respondent, if any.
+
+        Open means: the young person agreed to be contacted, a member of staff has
+        replied, and the flag is not closed. While it is open, their messages go to
+        the flag instead of the survey (a question never talks over a person).
+        """
+        staff_replied = (
+            select(flag_messages.c.flag_id)
+            .where(flag_messages.c.flag_id == flags.c.id, flag_messages.c.author == "staff")
+            .exists()
+        )
+        return self.connection.execute(
+            select(flags.c.id)
+            .where(
+                flags.c.respondent_id == respondent_id,
+                flags.c.contact_consent.is_(True),
+                flags.c.status.not_in(CLOSED_FLAG_STATUSES),
+                staff_replied,
+            )
+            .order_by(flags.c.id.desc())
+            .limit(1)
+        ).scalar()
+
+    def link_flag_message(self, flag_id: int, message_id: int, author: str) -> None:
+        """Put a message into a flag's conversation (author "young_person" or "staff")."""
+        self.connection.execute(
+            insert(flag_messages).values(flag_id=flag_id, message_id=message_id, author=author)
+        )
+
+    def claim_delivery(self, channel: str, delivery_id: str) -> bool:
+        """True the first time a channel's delivery id is seen; False for a redelivery.
+
+        Part of the turn's transaction: if the turn rolls back, so does the claim.
+        """
+        result = self.connection.execute(
+            self.insert(processed_deliveries)
+            .values(channel=channel, delivery_id=delivery_id, created_at=self.now)
+            .on_conflict_do_nothing(index_elements=["channel", "delivery_id"])
+        )
+        return result.rowcount == 1
 
     # ------------------------------------------------------------ responses and answers
 

@@ -48,6 +48,7 @@ CAMPAIGN_STATUSES: tuple[str, ...] = ("draft", "scheduled", "open", "closed", "a
 RESPONSE_STATUSES: tuple[str, ...] = ("in_progress", "completed", "partial")
 ANSWER_STATUSES: tuple[str, ...] = ("answered", "skipped", "prefer_not_to_say")
 DIRECTIONS: tuple[str, ...] = ("in", "out")
+FLAG_MESSAGE_AUTHORS: tuple[str, ...] = ("young_person", "staff")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -223,6 +224,40 @@ class FlagRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 
+class FlagMessageRow(SQLModel, table=True):
+    """A message that belongs to a flag's conversation with the safeguarding team.
+
+    Staff replies (direction "out") and the young person's messages routed to the
+    flag while that conversation is open (direction "in").
+    """
+
+    __tablename__ = "flag_messages"
+    __table_args__ = (
+        CheckConstraint(_one_of("author", FLAG_MESSAGE_AUTHORS), name="author"),
+        Index("ix_flag_messages_message_id", "message_id"),
+    )
+
+    flag_id: int = Field(
+        foreign_key="flags.id", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    message_id: int = Field(foreign_key="messages.id", primary_key=True)
+    author: str = Field(sa_type=String(16))
+
+
+class ProcessedDeliveryRow(SQLModel, table=True):
+    """An inbound delivery a channel has already handled (e.g. a Telegram update_id).
+
+    Written in the same transaction as the delivery's effects, so a redelivered
+    update is recognised and has no second effect.
+    """
+
+    __tablename__ = "processed_deliveries"
+
+    channel: str = Field(primary_key=True, sa_type=String(32))
+    delivery_id: str = Field(primary_key=True, sa_type=String(64))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -238,6 +273,8 @@ answers = _table(AnswerRow)
 answer_choices = _table(AnswerChoiceRow)
 messages = _table(MessageRow)
 flags = _table(FlagRow)
+flag_messages = _table(FlagMessageRow)
+processed_deliveries = _table(ProcessedDeliveryRow)
 
 ALL_TABLES: tuple[Table, ...] = (
     surveys,
@@ -249,11 +286,14 @@ ALL_TABLES: tuple[Table, ...] = (
     answer_choices,
     messages,
     flags,
+    flag_messages,
+    processed_deliveries,
 )
 
 # Tables owned by later features live in their own modules (one migration each);
 # imported here so that the metadata and ALL_TABLES are complete.
+from storage.tables_review import TABLES as _REVIEW_TABLES  # noqa: E402
 from storage.tables_staff import TABLES as _STAFF_TABLES  # noqa: E402
 from storage.tables_telegram import TABLES as _TELEGRAM_TABLES  # noqa: E402
 
-ALL_TABLES = ALL_TABLES + _TELEGRAM_TABLES + _STAFF_TABLES
+ALL_TABLES = ALL_TABLES + _TELEGRAM_TABLES + _STAFF_TABLES + _REVIEW_TABLES

@@ -226,9 +226,37 @@ def upgrade() -> None:
     op.create_index("ix_flags_respondent_id", "flags", ["respondent_id"])
     op.create_index("ix_flags_response_id", "flags", ["response_id"])
 
+    op.create_table(
+        "flag_messages",
+        sa.Column("flag_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(16), nullable=False),
+        sa.PrimaryKeyConstraint("flag_id", "message_id", name=op.f("pk_flag_messages")),
+        sa.CheckConstraint(
+            "author IN ('young_person', 'staff')", name=op.f("ck_flag_messages_author")
+        ),
+        sa.ForeignKeyConstraint(
+            ["flag_id"], ["flags.id"], name=op.f("fk_flag_messages_flag_id_flags")
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["messages.id"], name=op.f("fk_flag_messages_message_id_messages")
+        ),
+    )
+    op.create_index("ix_flag_messages_message_id", "flag_messages", ["message_id"])
+
+    op.create_table(
+        "processed_deliveries",
+        sa.Column("channel", sa.String(32), nullable=False),
+        sa.Column("delivery_id", sa.String(64), nullable=False),
+        _when("created_at"),
+        sa.PrimaryKeyConstraint("channel", "delivery_id", name=op.f("pk_processed_deliveries")),
+    )
+
 
 def downgrade() -> None:
     for table in (
+        "processed_deliveries",
+        "flag_messages",
         "flags",
         "messages",
         "answer_choices",
