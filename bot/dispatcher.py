@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bot.catalogue import Catalogue
 from bot.messages import InboundMessage
 from bot.relay import seal_handle
-from moderation.screen import NOT_FLAGGED, ScreenContext, Screening, screen
+from moderation.screen import NOT_FLAGGED, Evidence, ScreenContext, Screening, screen
 from moderation.signposting import disclosure_reply, help_text, reply_text
 from storage.batching import WriteBatcher
 from storage.pseudonyms import pseudonym
@@ -245,6 +245,7 @@ class _Turn:
         self.inbound = inbound
         self.event = event
         self.sg: dict = dict((state or {}).get(SAFEGUARDING_KEY) or {})
+        self.effects: tuple[Effect, ...] = ()
 
     def run(self) -> tuple[tuple[Say, ...], Screening]:
         uow, event = self.uow, self.event
@@ -281,7 +282,12 @@ class _Turn:
         answer = self._pending_answer()
         if answer is not None:
             return answer, screening
-        return self._engine(event), screening
+        outputs = self._engine(event)
+        chosen = self._flagged_choice()
+        if chosen is not None:
+            flag_id, screening = chosen
+            return self._ask_about_contact(flag_id, screening), screening
+        return outputs, screening
 
     # ------------------------------------------------------------ the engine
 
@@ -289,8 +295,48 @@ class _Turn:
         step = engine.step(self.state, event, self.context)  # type: ignore[arg-type]
         apply_effects(self.uow, self.respondent_id, step.effects)
         self.state = step.state
+        self.effects = step.effects
         self._save()
         return step.outputs
+
+    def _flagged_choice(self) -> tuple[int, Screening] | None:
+        """A flag for an answer whose choice the survey marks as a disclosure, if one was picked.
+
+        Stored with a message that says what was answered, so the lead sees it like any other.
+        """
+        for effect in self.effects:
+            if not isinstance(effect, AnswerRecorded) or effect.status != "answered":
+                continue
+            offer = self.context.offer(effect.code)
+            question = offer.survey.question(effect.question_id) if offer else None
+            if question is None:
+                continue
+            picked = effect.value if isinstance(effect.value, list) else [effect.value]
+            for choice in question.choices:
+                if choice.flag is None or choice.value not in picked:
+                    continue
+                text = f"Answered “{choice.label}” to “{question.text}”"
+                message_id = self.uow.record_message(
+                    self.respondent_id, "in", text, code=effect.code, question_id=question.id
+                )
+                start = text.index(choice.label)
+                evidence = Evidence(
+                    category=choice.flag,
+                    pattern=f"choice:{question.id}={choice.value}",
+                    start=start,
+                    end=start + len(choice.label),
+                    matched=choice.label,
+                )
+                screening = Screening(True, "medium", (choice.flag,), (evidence,))
+                flag_id = self.uow.record_flag(
+                    self.respondent_id,
+                    message_id,
+                    severity="medium",
+                    categories=screening.categories,
+                    evidence=screening.evidence_dicts(),
+                )
+                return flag_id, screening
+        return None
 
     def _save(self) -> None:
         state = dict(self.state or engine.start_state())
@@ -308,10 +354,14 @@ class _Turn:
         The engine still takes the message (a free-text answer is survey data
         too), but its next question waits until the young person has answered.
         """
+        self._engine(self.event)
+        return self._ask_about_contact(flag_id, screening)
+
+    def _ask_about_contact(self, flag_id: int, screening: Screening) -> tuple[Say, ...]:
         if self.sg.get("ask") != "contact":
             self.sg["flag"] = flag_id
         self.sg["ask"] = "contact"
-        self._engine(self.event)
+        self._save()
         return (
             Say(disclosure_reply(screening.severity, screening.categories), kind="help"),
             _contact_question(),

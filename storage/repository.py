@@ -843,8 +843,9 @@ class UnitOfWork:
             self.insert(processed_deliveries)
             .values(channel=channel, delivery_id=delivery_id, created_at=self.now)
             .on_conflict_do_nothing(index_elements=["channel", "delivery_id"])
+            .returning(processed_deliveries.c.delivery_id)
         )
-        return result.rowcount == 1
+        return result.first() is not None
 
     # ------------------------------------------------------------ responses and answers
 

@@ -35,6 +35,7 @@ from surveys.demographics import (
     school_year_question,
 )
 from surveys.model import (
+    FLAG_CATEGORIES,
     PREFER_NOT_TO_SAY,
     QUESTION_TYPES,
     Audience,
@@ -83,7 +84,7 @@ QUESTION_KEYS: tuple[str, ...] = (
     "max_length",
     "help",
 )
-CHOICE_KEYS: tuple[str, ...] = ("value", "label")
+CHOICE_KEYS: tuple[str, ...] = ("value", "label", "flag")
 AUDIENCE_KEYS: tuple[str, ...] = ("min_year", "max_year")
 DEMOGRAPHIC_KEYS: tuple[str, ...] = ("school_year", "gender", "area")
 LEAF_OPS: tuple[str, ...] = ("equals", "in", "includes", "at_least", "at_most", "answered")
@@ -656,10 +657,26 @@ class _Parser:
                 )
                 continue
             first_line[value] = item.line
-            found.append(Choice(value, label))
+            flag = self.choice_flag(item, value, qid)
+            found.append(Choice(value, label, flag))
         if len(seq.items) < 2:
             self.error(line, f"a {qtype} question needs at least 2 choices", qid)
         return tuple(found) if len(self.problems) == before else None
+
+    def choice_flag(self, item: _Map, value: str, qid: str | None) -> str | None:
+        entry = item.entries.get("flag")
+        if entry is None or _is_null(entry.value):
+            return None
+        flag = entry.value.value if isinstance(entry.value, _Scalar) else None
+        if flag not in FLAG_CATEGORIES:
+            self.error(
+                entry.key_line,
+                f"choice '{value}' has flag {flag!r}, which is not a disclosure category "
+                f"(one of: {', '.join(FLAG_CATEGORIES)})",
+                qid,
+            )
+            return None
+        return cast(str, flag)
 
     # questions
 
@@ -1450,7 +1467,9 @@ def survey_to_dict(survey: Survey) -> dict[str, Any]:
                 "text": question.text,
                 "report_label": question.report_label,
                 "choices": [
-                    {"value": choice.value, "label": choice.label} for choice in question.choices
+                    {"value": choice.value, "label": choice.label}
+                    | ({"flag": choice.flag} if choice.flag else {})
+                    for choice in question.choices
                 ],
                 "required": question.required,
                 "prefer_not_to_say": question.prefer_not_to_say,
@@ -1516,7 +1535,11 @@ def survey_from_dict(data: Mapping[str, Any]) -> Survey:
                     text=_need(item, "text", str),
                     report_label=_need(item, "report_label", str),
                     choices=tuple(
-                        Choice(_need(choice, "value", str), _need(choice, "label", str))
+                        Choice(
+                            _need(choice, "value", str),
+                            _need(choice, "label", str),
+                            _optional(choice, "flag", str),
+                        )
                         for choice in _need(item, "choices", list)
                     ),
                     required=_need(item, "required", bool),

@@ -49,6 +49,25 @@ AnswerValue = str | list[str] | int | float
 class Choice:
     value: str
     label: str
+    # A disclosure category: picking this choice raises a `medium` flag for a
+    # safeguarding lead (e.g. "a partner is hurting me now"). Most choices have none.
+    flag: str | None = None
+
+
+# The disclosure categories of moderation/ (a choice's `flag` names one of them).
+FLAG_CATEGORIES: tuple[str, ...] = (
+    "suicide_self_harm",
+    "physical_abuse",
+    "sexual_abuse",
+    "emotional_abuse",
+    "neglect",
+    "exploitation_grooming",
+    "domestic_abuse",
+    "relationship_abuse",
+    "bullying",
+    "immediate_danger",
+    "other",
+)
 
 
 @dataclass(frozen=True)

@@ -1518,3 +1518,43 @@ def test_school_years_outside_the_audience_are_a_warning() -> None:
             "school_year offers years 5 to 13, outside the audience (years 7 to 13)",
         )
     ]
+
+
+FLAGGED_CHOICE = """\
+id: flagged
+version: 1
+title: Flagged
+topic: relationships
+intro: A few questions.
+thanks: Thank you.
+questions:
+  - id: hit_now
+    type: single_choice
+    text: Is this still happening?
+    report_label: Still happening
+    choices:
+      - {value: "yes", label: "Yes", flag: relationship_abuse}
+      - {value: "no", label: "No"}
+"""
+
+
+def test_a_choice_can_carry_a_disclosure_flag_that_survives_storage() -> None:
+    result = parse_survey(FLAGGED_CHOICE, "flagged.yaml")
+    assert result.problems == []
+    survey = result.survey
+    assert survey is not None
+    question = survey.question("hit_now")
+    assert question is not None
+    assert question.choices == (Choice("yes", "Yes", "relationship_abuse"), Choice("no", "No"))
+    stored = json.loads(json.dumps(survey_to_dict(survey)))
+    assert survey_from_dict(stored).questions[0].choices == question.choices
+    assert "flag" not in stored["questions"][0]["choices"][1]
+
+
+def test_an_unknown_flag_category_is_refused_with_its_line() -> None:
+    text = FLAGGED_CHOICE.replace("flag: relationship_abuse", "flag: feeling_sad")
+    result = parse_survey(text, "flagged.yaml")
+    assert result.survey is None
+    (problem,) = result.problems
+    assert problem.line == 13 and problem.question_id == "hit_now"
+    assert "'feeling_sad'" in problem.message and "relationship_abuse" in problem.message
