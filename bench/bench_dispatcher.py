@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 import tempfile
@@ -74,6 +75,8 @@ def build(database_url: str, workers: int) -> tuple[Dispatcher, WriteBatcher, ob
     catalogue.refresh(utcnow())
     writes = WriteBatcher(repository, workers=workers)
     dispatcher = Dispatcher(catalogue=catalogue, secret=b"b" * 32, writes=writes)
+    gc.collect()
+    gc.freeze()  # as web/app.py does once started
     return dispatcher, writes, engine
 
 
