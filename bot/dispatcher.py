@@ -13,20 +13,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.catalogue import Catalogue
 from bot.messages import InboundMessage
 from bot.relay import seal_handle
+from moderation.detector import combine
 from moderation.screen import NOT_FLAGGED, Evidence, ScreenContext, Screening, screen
 from moderation.signposting import disclosure_reply, help_text, reply_text
 from storage.batching import WriteBatcher
 from storage.pseudonyms import pseudonym
 from storage.repository import UnitOfWork
 from surveys import engine
-from surveys.engine import CARRY_ON
+from surveys.engine import CARRY_ON, command_of
 from surveys.events import (
     AnswerRecorded,
     AnswerRemoved,
@@ -47,7 +50,19 @@ from surveys.matching import match_answer
 from surveys.model import Choice, Question
 from surveys.text import clean_text
 
+if TYPE_CHECKING:
+    from bot.screening_queue import SemanticQueue
+    from moderation.semantic import SemanticHit
+
 log = logging.getLogger("besafe.dispatcher")
+
+# Stage 2 (meaning, `bot.screening_queue`): only messages of at least this many words go to the
+# model ("no", "year 9" say nothing it could catch), and a turn waits at most this long for it.
+SEMANTIC_MIN_WORDS = 3
+SEMANTIC_TIMEOUT_SECONDS = 2.0
+# Delivery ids of recent turns, so that a redelivery skips stage 2 (the unit of work still
+# decides what is a duplicate; this only saves the model's time).
+_RECENT_DELIVERIES = 4096
 
 
 class RespondentLocks:
@@ -128,6 +143,7 @@ class Dispatcher:
         max_answer_chars: int = 2000,
         screen_message: Callable[[str, ScreenContext], Screening] = screen,
         output_recorders: Mapping[str, OutputRecorder] | None = None,
+        semantic: SemanticQueue | None = None,
     ) -> None:
         self._catalogue = catalogue
         self._secret = secret
@@ -136,6 +152,8 @@ class Dispatcher:
         self._max_answer_chars = max_answer_chars
         self._screen = screen_message
         self._recorders = dict(output_recorders or {})
+        self._semantic = semantic
+        self._recent_deliveries: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.locks = RespondentLocks()
 
     def set_output_recorder(self, channel: str, recorder: OutputRecorder) -> None:
@@ -162,7 +180,10 @@ class Dispatcher:
                 )
             event = TextIn(cleaned.text)
         async with self.locks.hold(key):
-            turn = await self._writes.run(self._work(key, inbound, event, notes))
+            # Stage 2 before the unit of work: no transaction waits on the model.
+            hit = await self._semantic_hit(inbound, event)
+            turn = await self._writes.run(self._work(key, inbound, event, notes, hit))
+            self._remember_delivery(inbound)
         log.info(
             "message handled",
             extra={
@@ -176,8 +197,45 @@ class Dispatcher:
         )
         return turn
 
+    async def _semantic_hit(self, inbound: InboundMessage, event: Event) -> SemanticHit | None:
+        """Stage 2's hit for a text of a few words; None when off, skipped or failing."""
+        if self._semantic is None or not isinstance(event, TextIn):
+            return None
+        if len(event.text.split()) < SEMANTIC_MIN_WORDS:
+            return None
+        if (
+            inbound.delivery_id is not None
+            and (inbound.channel, inbound.delivery_id) in self._recent_deliveries
+        ):
+            return None
+        try:
+            return await asyncio.wait_for(
+                self._semantic.score(event.text), SEMANTIC_TIMEOUT_SECONDS
+            )
+        except Exception as error:  # stage 1 alone still screens this message
+            log.warning(
+                "semantic screening failed for a message; rules only",
+                extra={
+                    "channel": inbound.channel,
+                    "reason": "timeout" if isinstance(error, TimeoutError) else repr(error),
+                },
+            )
+            return None
+
+    def _remember_delivery(self, inbound: InboundMessage) -> None:
+        if self._semantic is None or inbound.delivery_id is None:
+            return
+        self._recent_deliveries[(inbound.channel, inbound.delivery_id)] = None
+        if len(self._recent_deliveries) > _RECENT_DELIVERIES:
+            self._recent_deliveries.popitem(last=False)
+
     def _work(
-        self, key: str, inbound: InboundMessage, event: Event, notes: tuple[Say, ...]
+        self,
+        key: str,
+        inbound: InboundMessage,
+        event: Event,
+        notes: tuple[Say, ...],
+        semantic_hit: SemanticHit | None = None,
     ) -> Callable[[UnitOfWork], Turn]:
         context = EngineContext(
             offers=self._catalogue.offers(), max_text_length=self._max_answer_chars
@@ -196,7 +254,14 @@ class Dispatcher:
                 max_text_length=context.max_text_length,
             )
             outputs, screening = _Turn(
-                uow, self, opened.respondent_id, opened.state, turn_context, inbound, event
+                uow,
+                self,
+                opened.respondent_id,
+                opened.state,
+                turn_context,
+                inbound,
+                event,
+                semantic_hit,
             ).run()
             outputs = notes + outputs
             recorded = recorder(uow, opened.respondent_id, inbound, outputs) if recorder else None
@@ -236,6 +301,7 @@ class _Turn:
         context: EngineContext,
         inbound: InboundMessage,
         event: Event,
+        semantic_hit: SemanticHit | None = None,
     ) -> None:
         self.uow = uow
         self.dispatcher = dispatcher
@@ -244,6 +310,7 @@ class _Turn:
         self.context = context
         self.inbound = inbound
         self.event = event
+        self.semantic_hit = semantic_hit
         self.sg: dict = dict((state or {}).get(SAFEGUARDING_KEY) or {})
         self.effects: tuple[Effect, ...] = ()
 
@@ -263,6 +330,8 @@ class _Turn:
             screening = self.dispatcher._screen(
                 event.text, ScreenContext(position.question_id, position.topic)
             )
+            if self.semantic_hit is not None:
+                screening = _with_semantic(screening, self.semantic_hit, event.text)
         flag_id: int | None = None
         if screening.flagged and message_id is not None:
             flag_id = uow.record_flag(
@@ -272,11 +341,15 @@ class _Turn:
                 categories=screening.categories,
                 evidence=screening.evidence_dicts(),
             )
-        # A member of staff is talking with this young person: the survey waits.
+        # A member of staff is talking with this young person, or they paused the survey
+        # to wait for one: the survey waits, and what they write goes to the flag.
         if "contact" in self.sg:
             conversation = uow.staff_conversation_flag(self.respondent_id)
+            talking = conversation is not None
+            if not talking and "waiting" in self.sg:
+                conversation = self._waiting_flag()
             if conversation is not None:
-                return self._to_staff(conversation, message_id, screening), screening
+                return self._to_staff(conversation, message_id, screening, talking), screening
         if flag_id is not None:
             return self._disclosed(flag_id, screening), screening
         answer = self._pending_answer()
@@ -381,11 +454,29 @@ class _Turn:
         if ask == "carry_on":
             choice = _carry_on_choice(event)
             self.sg.pop("ask", None)
-            self.sg.pop("flag", None)
+            flag_id = self.sg.pop("flag", None)
             if choice is None:
                 return None  # anything else goes to the survey as usual
-            return self._engine(ResumeIn() if choice else CommandIn("stop"))
+            if choice or self.sg.get("contact") != flag_id:
+                return self._engine(ResumeIn() if choice else CommandIn("stop"))
+            # They paused and someone may reply: until then, what they write goes to the
+            # flag rather than to the survey, and 'start' takes them back to it.
+            self.sg["waiting"] = flag_id
+            self._engine(CommandIn("stop"))
+            return (Say(reply_text("waiting_for_staff")),)
         return None
+
+    def _waiting_flag(self) -> int | None:
+        """The flag they paused the survey for, while it is open; None once it is not, or
+        when they send a command other than help (they chose to go back to the survey)."""
+        command = command_of(self.event, "")
+        if command is not None and command[0] not in _STAFF_CONVERSATION_COMMANDS:
+            self.sg.pop("waiting", None)
+            return None
+        flag_id = self.uow.open_consented_flag(self.respondent_id, int(self.sg["waiting"]))
+        if flag_id is None:
+            self.sg.pop("waiting", None)
+        return flag_id
 
     def _consent(self, consent: bool) -> tuple[Say, ...]:
         flag_id = int(self.sg["flag"])
@@ -410,22 +501,33 @@ class _Turn:
     # ------------------------------------------------------------ talking with staff
 
     def _to_staff(
-        self, flag_id: int, message_id: int | None, screening: Screening
+        self, flag_id: int, message_id: int | None, screening: Screening, talking: bool
     ) -> tuple[Say, ...]:
+        """A message for the flag; `talking`: staff have replied (else they are waiting)."""
         event = self.event
         self.sg.pop("ask", None)
         self._save()
-        if isinstance(event, CommandIn) and event.name in _STAFF_CONVERSATION_COMMANDS:
+        command = command_of(event, "")  # typed ("help") or tapped (/help)
+        if command is not None and command[0] in _STAFF_CONVERSATION_COMMANDS:
             return (Say(help_text(), kind="help"),)
         if message_id is None:
             return (Say(reply_text("staff_conversation_paused")),)
         self.uow.link_flag_message(flag_id, message_id, "young_person")
-        outputs = [Say(reply_text("staff_conversation_ack"))]
+        outputs = [Say(reply_text("staff_conversation_ack" if talking else "waiting_ack"))]
         if screening.flagged:
             outputs.insert(
                 0, Say(disclosure_reply(screening.severity, screening.categories), kind="help")
             )
         return tuple(outputs)
+
+
+def _with_semantic(first: Screening, hit: SemanticHit, text: str) -> Screening:
+    """Stage 1's screening joined with stage 2's hit; stage 1's alone if joining fails."""
+    try:
+        return combine(first, hit, text)
+    except Exception as error:
+        log.warning("semantic hit not combined; rules only", extra={"reason": repr(error)})
+        return first
 
 
 def _contact_question() -> Say:

@@ -49,6 +49,55 @@ class Settings(BaseSettings):
     telegram_token: SecretStr | None = Field(
         None, description="Telegram bot token. Without it only the web chat runs."
     )
+    # ---- the Telegram channel (bot/telegram/)
+    telegram_mode: Literal["polling", "webhook"] = Field(
+        "polling",
+        description="How updates arrive: `polling` (long polling, good for a laptop) or "
+        "`webhook` (Telegram posts to TELEGRAM_WEBHOOK_URL; needs a public HTTPS address).",
+    )
+    telegram_webhook_url: str = Field(
+        "",
+        description="Public HTTPS address Telegram posts updates to, ending in "
+        "TELEGRAM_WEBHOOK_PATH, e.g. `https://besafe.example.org/telegram/<random>`. "
+        "Needed in webhook mode.",
+    )
+    telegram_webhook_path: str = Field(
+        "/telegram/webhook",
+        description="Path of the webhook route on this server; make it hard to guess.",
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 of "
+        "A-Z a-z 0-9 _ -). Default: derived from SECRET_KEY.",
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org/bot",
+        description="Bot API base URL (the token is appended). Change it only for a local Bot "
+        "API server or tests.",
+    )
+    telegram_rate_per_second: float = Field(
+        30,
+        ge=0,
+        description="Most messages sent per second over all chats (Telegram allows about 30); "
+        "0 means no limit.",
+    )
+    telegram_chat_rate_per_second: float = Field(
+        1,
+        ge=0,
+        description="Messages per second to one chat, after a short burst; 0 means no limit.",
+    )
+    telegram_chat_burst: int = Field(
+        3,
+        ge=1,
+        description="Messages one chat may get at once before TELEGRAM_CHAT_RATE_PER_SECOND "
+        "applies (a reply is often 2-3 messages).",
+    )
+    telegram_resend_window_minutes: float = Field(
+        60,
+        ge=0,
+        description="At start-up, conversations whose question was sent this recently get it "
+        "again (old buttons stop working after an outage); 0 turns this off.",
+    )
     surveys_dir: Path = Field(
         SHIPPED_SURVEYS_DIR, description="Folder of survey YAML files loaded at start-up."
     )
@@ -75,11 +124,87 @@ class Settings(BaseSettings):
         None,
         description="Send cookies only over HTTPS. Default: on in production, off in development.",
     )
+    semantic: bool = Field(
+        True,
+        description="Screen messages of three words or more with stage 2 (meaning, sentence "
+        "embeddings) as well as the rules, when the `semantic` extra is installed.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level of log lines written."
     )
     log_format: Literal["json", "text"] = Field(
         "json", description="`json` writes one structured object per line; `text` is for people."
+    )
+    # ---- the staff app: login, sessions, second factor (web/staff/auth.py)
+    require_2fa_for_leads: bool | None = Field(
+        None,
+        description="Safeguarding leads must use a second factor (TOTP). Default: on in "
+        "production, off in development.",
+    )
+    staff_session_idle_minutes: float = Field(
+        30, gt=0, description="A staff session unused this long ends (log in again)."
+    )
+    staff_session_absolute_hours: float = Field(
+        12, gt=0, description="A staff session ends this long after login, however busy."
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins in a row that lock a staff account."
+    )
+    login_lockout_minutes: float = Field(
+        15,
+        gt=0,
+        description="How long a locked staff account stays locked; also the window for "
+        "LOGIN_MAX_FAILURES_PER_ADDRESS.",
+    )
+    login_max_failures_per_address: int = Field(
+        20,
+        ge=1,
+        description="Failed staff logins from one address within LOGIN_LOCKOUT_MINUTES after "
+        "which that address is refused until the window passes.",
+    )
+    # ---- the safeguarding review queue (web/staff/review.py, web/staff/alerts.py)
+    deadline_urgent_minutes: float = Field(
+        15, gt=0, description="An urgent flag must be acknowledged within this many minutes."
+    )
+    deadline_high_hours: float = Field(
+        4, gt=0, description="A high flag must be acknowledged within this many hours."
+    )
+    deadline_medium_working_days: int = Field(
+        2,
+        ge=1,
+        description="A medium flag must be acknowledged within this many working days "
+        "(Monday to Friday).",
+    )
+    staff_alert_chat_id: str | None = Field(
+        None,
+        description="Telegram chat that gets a short notice (severity, category, link; never "
+        "content) for every new urgent or high flag. Needs TELEGRAM_TOKEN.",
+    )
+    escalation_chat_id: str | None = Field(
+        None,
+        description="Telegram chat of the second contact, told when a flag's deadline passes "
+        "unacknowledged. Needs TELEGRAM_TOKEN.",
+    )
+    staff_base_url: str = Field(
+        "",
+        description="Public address of the staff app for links in alerts, e.g. "
+        "`https://besafe.example.org`. Empty means http://HOST:PORT.",
+    )
+    alert_check_seconds: float = Field(
+        30,
+        gt=0,
+        description="How often new flags are alerted and deadlines checked for escalation.",
+    )
+    report_suppression_threshold: int = Field(
+        5,
+        ge=3,
+        description="Counts below this (and any count that would give one away) are not shown "
+        "in board reports; never below 3.",
+    )
+    report_rounding: bool = Field(
+        False,
+        description="Round the counts shown in board reports to the nearest 5 (as NHS Digital "
+        "does); percentages then use the rounded counts.",
     )
 
     @field_validator("database_url")
@@ -94,6 +219,23 @@ class Settings(BaseSettings):
     def _https_exit(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("telegram_webhook_path")
+    @classmethod
+    def _webhook_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c in value for c in "{}?# "):
+            raise ValueError("must be a plain path starting with /")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        text = value.get_secret_value() if value is not None else ""
+        if value is not None and not (
+            0 < len(text) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in text)
+        ):
+            raise ValueError("must be 1-256 characters of A-Z a-z 0-9 _ -")
         return value
 
     @classmethod
@@ -123,6 +265,12 @@ class Settings(BaseSettings):
     def secure_cookies(self) -> bool:
         if self.cookie_secure is not None:
             return self.cookie_secure
+        return self.environment == "production"
+
+    @property
+    def leads_need_2fa(self) -> bool:
+        if self.require_2fa_for_leads is not None:
+            return self.require_2fa_for_leads
         return self.environment == "production"
 
     def secret_bytes(self) -> bytes:

@@ -1,25 +1,46 @@
 """Screening of every free-text message for disclosures of harm (stage 1: rules).
 
 Pure: takes text and context, returns a Screening. The rules are data
-(`moderation/data/rules.yaml`) so a safeguarding lead can read and extend them.
-Missing a disclosure is far worse than a false alarm, so context rules only
-ever lower a severity; they never clear a high-weight match.
+(`moderation/data/rules.yaml`, `context.yaml`, `normalise.yaml`) so a safeguarding lead can read
+and extend them. Missing a disclosure is far worse than a false alarm, so context rules only
+lower a severity (negation, hypotheticals, lessons and media, the past with support in place);
+only the narrow idioms in context.yaml clear a match. Method, plan and time words near a match
+raise it to urgent.
+
+`screen` never raises: the dispatcher calls it inside the database unit of work.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-import unicodedata
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
-import yaml
+from moderation.normalise import Normalised, normalise
+from moderation.rules import RANK_SEVERITY, SEVERITY_RANK, Context, Rule, RuleSet, load_rules
 
-RULES_FILE = Path(__file__).with_name("data") / "rules.yaml"
-SEVERITY_ORDER = {"medium": 1, "high": 2, "urgent": 3}
-# Screening looks at this much of a message; longer messages are screened in windows.
-_WINDOW = 4000
+__all__ = [
+    "NOT_FLAGGED",
+    "SEVERITY_ORDER",
+    "Evidence",
+    "ScreenContext",
+    "Screening",
+    "normalise",
+    "screen",
+]
+
+log = logging.getLogger("besafe.moderation")
+
+SEVERITY_ORDER = SEVERITY_RANK
+# Markers this far (normalised characters) either side of a match raise it to urgent.
+_MARKER_REACH = 160
+_SENTENCE_BREAK = re.compile(r"[.!?;\n]+")
+_WORD = re.compile(r"\S+")
+# Context is looked for this far (normalised characters) around a match.
+_REACH = 300
+# A message saying the same thing thousands of times needs only so much evidence.
+_MAX_MATCHES_PER_RULE = 20
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,9 @@ class Evidence:
     start: int  # character span in the original text
     end: int
     matched: str
+    rule: str = ""  # the rule's id in rules.yaml ("" for stage 2)
+    severity: str | None = None  # this piece of evidence's own severity after context
+    note: str = ""  # why it was raised or lowered, for the lead ("negation", "urgent: tonight")
 
 
 @dataclass(frozen=True)
@@ -52,128 +76,267 @@ class Screening:
                 "start": item.start,
                 "end": item.end,
                 "matched": item.matched,
+                "rule": item.rule,
+                "severity": item.severity,
+                "note": item.note,
             }
             for item in self.evidence
         ]
 
 
 NOT_FLAGGED = Screening(flagged=False)
-
-
-@dataclass(frozen=True)
-class _Rule:
-    category: str
-    weight: str
-    pattern: str
-    regex: re.Pattern[str]
-
-
-@dataclass(frozen=True)
-class _RuleSet:
-    rules: tuple[_Rule, ...]
-    urgent: re.Pattern[str]
-    negation: re.Pattern[str]
-
-
-def _stretchable(pattern: str) -> str:
-    """Let every letter of a pattern repeat: "die" also matches "dieeee", "kill" "killll"."""
-    out = []
-    in_class = False
-    for position, char in enumerate(pattern):
-        out.append(char)
-        following = pattern[position + 1 : position + 2]
-        if char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char.isalpha() and not in_class and following not in ("?", "*", "+", "{"):
-            out.append("+")
-    return "".join(out)
-
-
-@lru_cache(maxsize=4)
-def _load_rules(path: Path = RULES_FILE) -> _RuleSet:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    rules = []
-    for entry in data["rules"]:
-        for pattern in entry["patterns"]:
-            rules.append(
-                _Rule(
-                    category=entry["category"],
-                    weight=entry["weight"],
-                    pattern=pattern,
-                    regex=re.compile(rf"(?<![\w'])(?:{_stretchable(pattern)})(?![\w'])"),
-                )
-            )
-    urgent = re.compile(
-        r"(?<![\w'])(" + "|".join(re.escape(w) for w in data["urgent_words"]) + r")(?![\w'])"
-    )
-    negation = re.compile(
-        r"(?<![\w'])(" + "|".join(re.escape(w) for w in data["negations"]) + r")(?![\w'])"
-    )
-    return _RuleSet(tuple(rules), urgent, negation)
-
-
-def normalise(text: str) -> tuple[str, list[int]]:
-    """Lower-case, fold look-alike characters, turn punctuation into spaces.
-
-    Returns the normalised text and, for each of its characters, the index of
-    the original character it came from, so evidence spans point at the
-    young person's own words.
-    """
-    out: list[str] = []
-    index: list[int] = []
-    for position, char in enumerate(text):
-        folded = unicodedata.normalize("NFKC", char).lower()
-        folded = folded.replace("\u2019", "'").replace("\u2018", "'")
-        for piece in folded:
-            if not piece.isalnum() and piece not in " '":
-                piece = " "
-            if piece == " " and out and out[-1] == " ":
-                continue
-            out.append(piece)
-            index.append(position)
-    return "".join(out), index
+# What a screening that failed inside looks like: a human should look rather than nobody.
+SCREENING_FAILED = Screening(flagged=True, severity="medium", categories=())
 
 
 def screen(text: str, context: ScreenContext | None = None) -> Screening:
     """Screen one message. Never raises; empty text is not flagged."""
     if not text or not text.strip():
         return NOT_FLAGGED
-    rules = _load_rules()
-    normalised, index = normalise(text)
+    try:
+        return _screen(text, load_rules())
+    except Exception:  # a bug in the rules must not lose the message; a person looks instead
+        log.exception("screening failed", extra={"chars": len(text)})
+        return SCREENING_FAILED
+
+
+@dataclass
+class _Sentences:
+    """Sentence boundaries of the original text, as ranges of the normalised text (at most
+    _REACH characters either side of a match, so that long messages stay linear)."""
+
+    norm: Normalised
+    breaks: list[int]
+
+    @classmethod
+    def of(cls, text: str, norm: Normalised) -> _Sentences:
+        return cls(norm, [m.end() for m in _SENTENCE_BREAK.finditer(text)])
+
+    def bounds(self, start: int, end: int) -> tuple[int, int]:
+        size = len(self.norm.text)
+        lo, hi = 0, size
+        if self.breaks:
+            original = self.norm.starts[start]
+            k = bisect_right(self.breaks, original)
+            if k > 0:
+                lo = bisect_left(self.norm.starts, self.breaks[k - 1])
+            if k < len(self.breaks):
+                hi = bisect_left(self.norm.starts, self.breaks[k])
+        return max(lo, start - _REACH), min(max(hi, end), end + _REACH)
+
+
+@dataclass
+class _Analysis:
+    norm: Normalised
+    sentences: _Sentences
+    kept: list[tuple[Rule, re.Match[str], int, list[str]]]
+    cleared: list[tuple[int, int, int]]  # spans context lowered to nothing, with their weight
+    _past: dict[tuple[int, int], bool] = field(default_factory=dict)
+    _idioms: list[tuple[int, int]] | None = None
+
+    def window(self, start: int, end: int) -> tuple[int, int]:
+        """The part of the message that counts as "the message" for a match: all of a short
+        one, _REACH*2 characters around the match in a long one."""
+        if len(self.norm.text) <= 4 * _REACH:
+            return 0, len(self.norm.text)
+        return max(0, start - 2 * _REACH), end + 2 * _REACH
+
+    def past_with_support(self, ctx: Context, start: int, end: int) -> bool:
+        key = self.window(start, end)
+        if key not in self._past:
+            body = self.norm.text[key[0] : key[1]]
+            self._past[key] = (
+                ctx.past.search(body) is not None
+                and ctx.support.search(body) is not None
+                and ctx.blockers.search(body) is None
+            )
+        return self._past[key]
+
+    def in_idiom(self, ctx: Context, start: int, end: int) -> bool:
+        if self._idioms is None:  # found once per message, on first need
+            self._idioms = [m.span() for m in ctx.idioms.finditer(self.norm.text)]
+        return any(a < end and start < b for a, b in self._idioms)
+
+
+def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | None:
+    norm = normalise(text)
+    body = norm.text
+    # Which rules may start at which words: a rule is only tried where it can begin.
+    tries: dict[int, list[int]] = {}
+    seen: dict[str, set[int]] = {}
+    for word in _WORD.finditer(body):
+        token = word.group()
+        candidates = seen.get(token)
+        if candidates is None:
+            candidates = seen[token] = rules.candidates(token)
+        for index in candidates:
+            tries.setdefault(index, []).append(word.start())
+    if not tries and not always:
+        return None
+    ctx = rules.context
+    analysis = _Analysis(norm=norm, sentences=_Sentences.of(text, norm), kept=[], cleared=[])
+    for index in sorted(tries):
+        rule = rules.rules[index]
+        reached = -1
+        found = 0
+        for position in tries[index]:
+            if position < reached:
+                continue
+            match = rule.regex.match(body, position)
+            if match is None:
+                continue
+            start, end = match.span()
+            reached = end
+            found += 1
+            if found > _MAX_MATCHES_PER_RULE:
+                break
+            if analysis.in_idiom(ctx, start, end):
+                continue
+            weight = SEVERITY_RANK[rule.weight]
+            lowered, notes = _lowering(body, start, end, rule, analysis, rules)
+            if weight - lowered <= 0:
+                analysis.cleared.append((start, end, weight))
+                continue
+            analysis.kept.append((rule, match, weight - lowered, notes))
+            if not lowered and weight < 3:
+                marker = _marker_near(body, start, end, rule.category, rules)
+                if marker:
+                    analysis.kept[-1] = (rule, match, 3, [*notes, f"urgent: {marker}"])
+    # a word inside a phrase that context cleared goes with it: "i have never sent nudes"
+    analysis.kept = [
+        (rule, match, rank, notes)
+        for rule, match, rank, notes in analysis.kept
+        if notes
+        or not any(
+            a <= match.start() and match.end() <= b and SEVERITY_RANK[rule.weight] <= w
+            for a, b, w in analysis.cleared
+        )
+    ]
+    return analysis
+
+
+def _screen(text: str, rules: RuleSet) -> Screening:
+    analysis = _analyse(text, rules)
+    if analysis is None:
+        return NOT_FLAGGED
+    norm, kept = analysis.norm, analysis.kept
     evidence: list[Evidence] = []
     best = 0
-    categories: list[str] = []
-    for offset in range(0, max(len(normalised), 1), _WINDOW):
-        window = normalised[max(0, offset - 100) : offset + _WINDOW]
-        base = max(0, offset - 100)
-        for rule in rules.rules:
-            for match in rule.regex.finditer(window):
-                start, end = base + match.start(), base + match.end()
-                weight = SEVERITY_ORDER[rule.weight]
-                before = normalised[max(0, start - 20) : start]
-                if rules.negation.search(before):
-                    # "I'm not being bullied": a negation right before a match lowers it.
-                    weight = weight - 1
-                if weight <= 0:
-                    continue
-                if rules.urgent.search(normalised) and rule.weight != "medium":
-                    weight = SEVERITY_ORDER["urgent"]
-                best = max(best, weight)
-                if rule.category not in categories:
-                    categories.append(rule.category)
-                evidence.append(
-                    Evidence(
-                        category=rule.category,
-                        pattern=rule.pattern,
-                        start=index[start],
-                        end=index[end - 1] + 1,
-                        matched=text[index[start] : index[end - 1] + 1],
-                    )
-                )
+    categories: dict[str, int] = {}
+    for rule, match, rank, notes in kept:
+        start, end = match.span()
+        best = max(best, rank)
+        categories[rule.category] = max(categories.get(rule.category, 0), rank)
+        a, b = norm.span(start, end)
+        pattern = rule.patterns[int((match.lastgroup or "p0")[1:])]
+        evidence.append(
+            Evidence(
+                category=rule.category,
+                pattern=pattern,
+                start=a,
+                end=b,
+                matched=text[a:b],
+                rule=rule.id,
+                severity=RANK_SEVERITY[rank],
+                note="; ".join(notes),
+            )
+        )
     if not best:
         return NOT_FLAGGED
-    severity = next(name for name, rank in SEVERITY_ORDER.items() if rank == best)
-    unique = tuple(dict.fromkeys(evidence))
-    return Screening(True, severity, tuple(categories), unique)
+    ordered = tuple(sorted(categories, key=lambda c: -categories[c]))
+    return Screening(True, RANK_SEVERITY[best], ordered, tuple(dict.fromkeys(evidence)))
+
+
+def _lowering(
+    body: str, start: int, end: int, rule: Rule, analysis: _Analysis, rules: RuleSet
+) -> tuple[int, list[str]]:
+    ctx = rules.context
+    lowered = 0
+    notes: list[str] = []
+    lo, hi = analysis.sentences.bounds(start, end)
+    before = body[lo:start]
+    if rule.negatable and ctx.negation.search(body[max(lo, start - 60) : start]):
+        lowered += ctx.negation_lowers
+        notes.append("negation")
+    sentence = body[lo:hi]
+    hypotheticals = (ctx.hypothetical.search(before), ctx.hypothetical_anywhere.search(sentence))
+    for hypothetical in hypotheticals:
+        if hypothetical:
+            lowered += ctx.hypothetical_lowers
+            notes.append(f"hypothetical: {hypothetical.group().strip()}")
+    category = rule.category
+    if ctx.media.search(sentence) or (
+        category in ctx.games_categories and ctx.games.search(sentence)
+    ):
+        if ctx.first_person.search(body[start:end]):
+            lowered += ctx.media_lowers_first_person
+        else:
+            lowered += ctx.media_lowers
+        notes.append("lesson or media")
+    if analysis.past_with_support(ctx, start, end):
+        lowered += ctx.past_lowers
+        notes.append("past, with support")
+    return lowered, notes
+
+
+def _marker_near(body: str, start: int, end: int, category: str, rules: RuleSet) -> str | None:
+    spec = rules.categories.get(category)
+    if spec is None:
+        return None
+    window = body[max(0, start - _MARKER_REACH) : end + _MARKER_REACH]
+    for name in spec.raised_by:
+        found = rules.markers[name].search(window)
+        if found:
+            return found.group().strip()
+    return None
+
+
+def context_severity(
+    text: str, start: int, end: int, category: str, severity: str
+) -> tuple[str | None, str]:
+    """The context rules applied to evidence found another way (stage 2): a span of the
+    original text that stage 2 thinks is a disclosure of `category` at `severity`.
+
+    Returns the severity after context (None: cleared) and why. An idiom inside the span
+    clears it, and so does a stage-1 match there that context lowered to nothing ("I have
+    never sent nudes"), unless stage 1 kept another match in the span; a hypothetical, a
+    lesson or film, or the past with support lowers it as it would lower a rule.
+    """
+    try:
+        rules = load_rules()
+        analysis = _analyse(text, rules, always=True)
+        assert analysis is not None
+        starts = analysis.norm.starts
+        lo, hi = bisect_left(starts, start), bisect_left(starts, end)
+        if lo >= hi:
+            return severity, ""
+        kept_here = any(m.start() < hi and lo < m.end() for _, m, _, _ in analysis.kept)
+        rank = SEVERITY_RANK[severity]
+        if not kept_here:
+            if analysis.in_idiom(rules.context, lo, hi):
+                return None, "idiom"
+            if any(a < hi and lo < b for a, b, _ in analysis.cleared):
+                rank -= 2
+                if rank <= 0:
+                    return None, "context cleared the same words"
+                return RANK_SEVERITY[rank], "context lowered the same words"
+        probe = Rule(
+            id="semantic",
+            category=category,
+            weight=severity,
+            patterns=(),
+            example="",
+            negatable=False,
+            regex=_NEVER,
+        )
+        lowered, notes = _lowering(analysis.norm.text, lo, hi, probe, analysis, rules)
+        rank -= lowered
+        if rank <= 0:
+            return None, "; ".join(notes)
+        return RANK_SEVERITY[rank], "; ".join(notes)
+    except Exception:
+        log.exception("context for stage-2 evidence failed", extra={"chars": len(text)})
+        return severity, ""
+
+
+_NEVER = re.compile(r"(?!)")

@@ -69,6 +69,8 @@ _TEXT_KEYS = (
     "stop_for_now",
     "staff_conversation_ack",
     "staff_conversation_paused",
+    "waiting_for_staff",
+    "waiting_ack",
 )
 
 

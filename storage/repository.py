@@ -828,6 +828,17 @@ class UnitOfWork:
             .limit(1)
         ).scalar()
 
+    def open_consented_flag(self, respondent_id: int, flag_id: int) -> int | None:
+        """`flag_id` if it is this respondent's, they agreed to be contacted, and it is open."""
+        return self.connection.execute(
+            select(flags.c.id).where(
+                flags.c.id == flag_id,
+                flags.c.respondent_id == respondent_id,
+                flags.c.contact_consent.is_(True),
+                flags.c.status.not_in(CLOSED_FLAG_STATUSES),
+            )
+        ).scalar()
+
     def link_flag_message(self, flag_id: int, message_id: int, author: str) -> None:
         """Put a message into a flag's conversation (author "young_person" or "staff")."""
         self.connection.execute(

@@ -79,6 +79,7 @@ class CampaignRow(SQLModel, table=True):
         UniqueConstraint("code"),
         CheckConstraint(_one_of("status", CAMPAIGN_STATUSES), name="status"),
         Index("ix_campaigns_status_opens_at", "status", "opens_at"),
+        Index("ix_campaigns_survey_id_opens_at", "survey_id", "opens_at"),  # report trends
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -149,6 +150,8 @@ class AnswerRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("response_id", "question_id"),
         CheckConstraint(_one_of("status", ANSWER_STATUSES), name="status"),
+        # Reports (migration 0005): counts by question and status without a sort.
+        Index("ix_answers_question_id_status_response_id", "question_id", "status", "response_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -170,7 +173,10 @@ class AnswerChoiceRow(SQLModel, table=True):
             ["answers.response_id", "answers.question_id"],
             ondelete="CASCADE",
         ),
-        Index("ix_answer_choices_question_id_value", "question_id", "value"),
+        # Covering for reports (migration 0005 replaced the (question_id, value) index).
+        Index(
+            "ix_answer_choices_question_id_value_response_id", "question_id", "value", "response_id"
+        ),
     )
 
     response_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
@@ -222,6 +228,14 @@ class FlagRow(SQLModel, table=True):
     # encrypted (bot.relay.seal_handle), so staff can reply without ever seeing it.
     relay_handle: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    # The review queue (issue 4, migration 0004): staff user ids, and when things happened.
+    claimed_by: int | None = Field(default=None)
+    claimed_at: datetime | None = Field(default=None, sa_type=DateTime)
+    acknowledged_by: int | None = Field(default=None)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=DateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=DateTime)
+    # The outcome recorded on closing, or the reason it was not a concern.
+    outcome: str | None = Field(default=None, sa_type=Text)
 
 
 class FlagMessageRow(SQLModel, table=True):

@@ -267,7 +267,7 @@ def _guess_minutes(survey: Survey) -> int:
     return max(1, -(-asked // 3))
 
 
-def _command_of(event: Event, mode: str) -> tuple[str, str] | None:
+def command_of(event: Event, mode: str) -> tuple[str, str] | None:
     """(command, argument) for a command event or a typed command; ("?", "") if unknown."""
     if isinstance(event, CommandIn):
         name = normalise(str(event.name).lstrip("/").split("@", 1)[0])
@@ -394,7 +394,7 @@ class _Turn:
     # ------------------------------------------------------------ entry
 
     def handle(self, event: Event) -> None:
-        command = _command_of(event, self.mode)
+        command = command_of(event, self.mode)
         if command is not None and command[0] == "help":
             self.say(help_text(), kind="help")
             if self._still_open():

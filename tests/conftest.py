@@ -1,3 +1,12 @@
 """Shared test wiring: database backends and the browser live in their own plugin modules."""
 
+import pytest
+
 pytest_plugins = ["tests.db_fixtures", "tests.browser_fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _rules_only_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps built in tests screen with the rules alone, so no test loads the stage-2 model
+    unless it asks with `Settings(semantic=True)` (tests/bot/test_dispatcher_semantic.py)."""
+    monkeypatch.setenv("BESAFE_SEMANTIC", "0")

@@ -23,13 +23,17 @@ from aiohttp import web
 from bot.catalogue import Catalogue
 from bot.dispatcher import Dispatcher
 from bot.relay import Relay
+from bot.screening_queue import SemanticQueue
+from bot.telegram.setup import setup_telegram
 from config.settings import Settings
+from moderation.screen import screen
+from moderation.semantic import SemanticStage
 from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from storage.db import create_db_engine, migrate
 from storage.repository import Repository
 from web.chat import security_headers_middleware, setup_chat
-from web.keys import DISPATCHER, RELAY, SETTINGS
+from web.keys import DISPATCHER, RELAY, SETTINGS, WRITES
 from web.staff import setup_staff
 
 log = logging.getLogger("besafe.app")
@@ -55,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", _health)
     app.cleanup_ctx.append(_core)
     setup_chat(app)
+    setup_telegram(app)  # after _core: needs its dispatcher and write queue
     setup_staff(app)
     return app
 
@@ -90,6 +95,10 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
             "open_offers": [offer.code for offer in offers],
         },
     )
+    # Compile the screening rules now: lazily, the first typed message would stall every
+    # turn behind it for the seconds that takes.
+    await loop.run_in_executor(executor, screen, "warm up the screening rules")
+    semantic = await _semantic_queue(settings, loop, executor)
     app[REPOSITORY] = repository
     # Channels register their deliverers for staff replies (bot.relay) at start-up.
     app[RELAY] = Relay(secret)
@@ -100,11 +109,9 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         writes=writes,
         max_message_chars=settings.max_message_chars,
         max_answer_chars=settings.max_answer_chars,
+        semantic=semantic,
     )
-    if settings.telegram_token is None:
-        log.info("no Telegram token configured: web chat only")
-    else:
-        log.warning("a Telegram token is set, but this build has no Telegram channel yet")
+    app[WRITES] = writes  # the Telegram channel (setup_telegram) starts after this
     timeout = timedelta(hours=settings.session_timeout_hours)
     jobs = [
         _every(
@@ -134,10 +141,29 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             with suppress(asyncio.CancelledError):
                 await task
+        if semantic is not None:
+            semantic.close()  # before the writes: a turn waits for stage 2, then writes
         writes.close()
         executor.shutdown(wait=True)
         engine.dispose()
         log.info("stopped cleanly")
+
+
+async def _semantic_queue(
+    settings: Settings, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor
+) -> SemanticQueue | None:
+    """Stage 2 of screening when the setting allows and the extra is installed, else None."""
+    stage = None
+    if settings.semantic:
+        try:
+            stage = await loop.run_in_executor(executor, SemanticStage.load)
+        except Exception:  # a broken model install must not stop the rules from screening
+            log.exception("semantic stage failed to load")
+    log.info(
+        "screening stages",
+        extra={"stages": "rules+semantic" if stage is not None else "rules"},
+    )
+    return SemanticQueue(stage) if stage is not None else None
 
 
 async def _every(seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:

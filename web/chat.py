@@ -10,6 +10,9 @@ API (all POST, JSON in and out)::
                              {"choice": {"value": "...", "question_id": "..." | null}}
                              {"command": "help"}             (optional "arg": "...")
     POST /chat/api/resume    {}                              (the page was (re)opened)
+    GET  /chat/api/updates?after=<message id>                (staff replies, polled;
+                             {"messages": [{"id", "text", "kind": "staff"}]}; needs the
+                             cookie and the X-BeSafe-Chat header, no body)
 
     200 {"messages": [{"text", "choices": [{"value", "label"}], "question_id", "multi", "kind"}]}
     400 / 403 / 413 / 503    {"error": "<code>", "message": "<words a young person can read>"}
@@ -35,7 +38,7 @@ from aiohttp import web
 
 from bot.messages import InboundMessage
 from surveys.events import COMMANDS, ChoiceIn, CommandIn, Event, ResumeIn, Say, TextIn
-from web.keys import DISPATCHER, SETTINGS
+from web.keys import CHAT_UPDATES, DISPATCHER, SETTINGS
 
 log = logging.getLogger("besafe.web.chat")
 
@@ -110,6 +113,7 @@ def setup_chat(app: web.Application) -> None:
     app.router.add_get("/", chat_page, name="chat")
     app.router.add_post("/chat/api/message", post_message, name="chat-message")
     app.router.add_post("/chat/api/resume", post_resume, name="chat-resume")
+    app.router.add_get("/chat/api/updates", get_updates, name="chat-updates")
 
 
 # ---------------------------------------------------------------- the page
@@ -188,6 +192,36 @@ async def post_resume(request: web.Request) -> web.Response:
     except ChatError as error:
         return error.response()
     return await _dispatch(request, user_key, ResumeIn())
+
+
+async def get_updates(request: web.Request) -> web.Response:
+    """Staff replies for this session newer than `after` (a message id):
+    `{"messages": [{"id", "text", "kind": "staff"}]}`. Polled by chat.js; text only."""
+    if request.headers.get(CHAT_HEADER) != "1" or (
+        request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site"
+    ):
+        return ChatError(403, "forbidden", RELOAD_TEXT).response()
+    user_key = session_key(request)
+    if user_key is None:
+        return ChatError(403, "no_session", RELOAD_TEXT).response()
+    after_text = request.query.get("after", "0")
+    if not after_text.isascii() or not after_text.isdigit() or len(after_text) > 12:
+        return BadMessage("after must be a message id").response()
+    source = request.app.get(CHAT_UPDATES)
+    found: list[tuple[int, str]] = []
+    if source is not None:
+        try:
+            found = await source.staff_replies(user_key, int(after_text))
+        except Exception:
+            log.exception("web chat updates failed")
+            return web.json_response(
+                {"error": "unavailable", "message": SORRY_TEXT},
+                status=503,
+                headers={"Retry-After": "5"},
+            )
+    return web.json_response(
+        {"messages": [{"id": id_, "text": text, "kind": "staff"} for id_, text in found]}
+    )
 
 
 def parse_message(body: Any) -> Event:

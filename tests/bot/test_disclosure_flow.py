@@ -190,6 +190,59 @@ async def test_after_a_staff_reply_messages_go_to_the_flag_until_it_is_closed(
     assert outputs[-1].question_id != "bullied_month" and outputs[-1].kind == "question"
 
 
+async def test_consent_then_stop_for_now_sends_what_they_write_to_the_flag_at_once(
+    dispatcher: Dispatcher, repository: Repository
+) -> None:
+    await reach_first_question(dispatcher, "yp9")
+    await send(dispatcher, "yp9", TextIn(DISCLOSURE))
+    await send(dispatcher, "yp9", ChoiceIn("yes", CONTACT_PROMPT))
+    outputs = await send(dispatcher, "yp9", ChoiceIn("__stop_for_now__", CARRY_ON_PROMPT))
+    assert [say.text for say in outputs] == [reply_text("waiting_for_staff")]
+    rid = respondent_id(repository, "yp9")
+    assert _state(repository, rid)["mode"] == "paused"
+    flag_id = only_flag(repository)["id"]
+
+    # No one has replied yet, but an automated question must not take this message.
+    outputs = await send(dispatcher, "yp9", TextIn("yes"))
+    assert [say.text for say in outputs] == [reply_text("waiting_ack")]
+    linked = [r for r in rows(repository, tables.flag_messages) if r["flag_id"] == flag_id]
+    assert [r["author"] for r in linked] == ["young_person"]
+    outputs = await send(dispatcher, "yp9", CommandIn("help"))
+    assert "0800 1111" in outputs[0].text
+    outputs = await send(dispatcher, "yp9", TextIn("Help"))  # typed, not tapped
+    assert "0800 1111" in outputs[0].text
+
+    # Once someone replies, it is the ordinary conversation with staff.
+    staff_reply(repository, flag_id, "Hi, I'm Sam. Are you safe right now?")
+    outputs = await send(dispatcher, "yp9", TextIn("yeah"))
+    assert [say.text for say in outputs] == [reply_text("staff_conversation_ack")]
+
+    # Closed: the survey is theirs again.
+    with repository.engine.begin() as connection:
+        connection.execute(
+            update(tables.flags).where(tables.flags.c.id == flag_id).values(status="closed")
+        )
+    await send(dispatcher, "yp9", TextIn("ok"))
+    assert "waiting" not in _state(repository, rid)["safeguarding"]
+
+
+async def test_start_while_waiting_for_staff_goes_back_to_the_survey(
+    dispatcher: Dispatcher, repository: Repository
+) -> None:
+    await reach_first_question(dispatcher, "yp10")
+    await send(dispatcher, "yp10", TextIn(DISCLOSURE))
+    await send(dispatcher, "yp10", ChoiceIn("yes", CONTACT_PROMPT))
+    await send(dispatcher, "yp10", ChoiceIn("__stop_for_now__", CARRY_ON_PROMPT))
+    outputs = await send(dispatcher, "yp10", CommandIn("start"))
+    assert outputs[-1].question_id == "__paused__"  # the engine's own carry-on offer
+    assert CARRY_ON in [c.value for c in outputs[-1].choices]
+    outputs = await send(dispatcher, "yp10", ChoiceIn(CARRY_ON, "__paused__"))
+    assert outputs[-1].question_id == "bullied_year"
+    outputs = await send(dispatcher, "yp10", ChoiceIn("yes", "bullied_year"))
+    assert outputs[-1].question_id == "bullied_month"
+    assert [r["author"] for r in rows(repository, tables.flag_messages)] == []
+
+
 async def test_a_redelivered_update_has_no_second_effect(
     dispatcher: Dispatcher, repository: Repository
 ) -> None:

@@ -493,6 +493,66 @@
     }
   });
 
+  // ------------------------------------------------------------ replies from the team
+
+  // A safeguarding lead's reply (only ever after the young person agreed to be
+  // contacted) is fetched every few seconds and drawn as text, like everything.
+  var API_UPDATES = "/chat/api/updates";
+  var LAST_STAFF_KEY = "besafe.staff.last.v1";
+  var UPDATE_EVERY_MS = 4000;
+  var lastStaff = 0;
+  try {
+    lastStaff = parseInt(window.sessionStorage.getItem(LAST_STAFF_KEY) || "0", 10) || 0;
+  } catch (ignored) { /* storage disabled: start from the beginning */ }
+
+  function showStaffReply(text) {
+    var item = bubble("bot", text, "staff");
+    var from = document.createElement("span");
+    from.className = "msg-from";
+    from.textContent = "From the Be-Safe team";
+    item.insertBefore(from, item.firstChild.nextSibling);
+    return item;
+  }
+
+  function pollUpdates() {
+    if (exiting) {
+      return;
+    }
+    fetch(API_UPDATES + "?after=" + String(lastStaff), {
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "X-BeSafe-Chat": "1" }
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (data) {
+      if (exiting || !data || !Array.isArray(data.messages)) {
+        return;
+      }
+      var first = null;
+      data.messages.forEach(function (message) {
+        if (typeof message.id !== "number" || typeof message.text !== "string" ||
+            message.id <= lastStaff) {
+          return;
+        }
+        lastStaff = message.id;
+        var item = showStaffReply(message.text);
+        first = first || item;
+        remember([{ from: "bot", text: message.text, kind: "staff" }]);
+      });
+      if (first) {
+        try {
+          window.sessionStorage.setItem(LAST_STAFF_KEY, String(lastStaff));
+        } catch (ignored) { /* the reply is shown anyway */ }
+        scrollToShow(first);
+      }
+    }).catch(function () { /* offline for a moment: try again later */ })
+      .then(function () {
+        if (!exiting) {
+          window.setTimeout(pollUpdates, UPDATE_EVERY_MS);
+        }
+      });
+  }
+
   // ------------------------------------------------------------ start
 
   loadHistory().forEach(function (entry) {
@@ -502,4 +562,5 @@
   });
   scrollToShow(null);
   resume();
+  window.setTimeout(pollUpdates, 1000);
 }());

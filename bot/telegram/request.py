@@ -1,0 +1,88 @@
+"""python-telegram-bot's one door to the network, through aiohttp instead of httpx.
+
+PTB sends every Bot API call through a `BaseRequest`; its default (httpx) spends
+more CPU on each call than the rest of a survey turn together (its connection pool
+re-checks every connection for every request), which capped one core at well under
+100 updates/s. aiohttp is already the web server here, so its client does the job:
+same parameters, same error mapping (PTB turns status codes into its exceptions),
+one shared connection pool. File uploads are not used by Be-Safe and not supported.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import aiohttp
+from telegram._utils.defaultvalue import DefaultValue
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+class AiohttpRequest(BaseRequest):
+    def __init__(
+        self,
+        *,
+        connections: int = 8,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 15.0,
+    ) -> None:
+        self._connections = connections
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300),
+                skip_auto_headers=("User-Agent",),
+            )
+
+    async def shutdown(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: float | DefaultValue[None] | None = BaseRequest.DEFAULT_NONE,
+        write_timeout: float | DefaultValue[None] | None = BaseRequest.DEFAULT_NONE,
+        connect_timeout: float | DefaultValue[None] | None = BaseRequest.DEFAULT_NONE,
+        pool_timeout: float | DefaultValue[None] | None = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        if self._session is None:
+            await self.initialize()
+        assert self._session is not None
+        if request_data is not None and request_data.contains_files:
+            raise NetworkError("file uploads are not supported by this request class")
+        read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
+        connect = (
+            self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect, sock_read=read, connect=None
+        )
+        # Form-encoded as PTB's own client does; encoded here because aiohttp's FormData
+        # builds a multipart writer (and a random boundary) for every call.
+        body = urlencode(request_data.json_parameters).encode() if request_data else None
+        headers = _FORM if body is not None else None
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=timeout
+            ) as response:
+                return response.status, await response.read()
+        except aiohttp.ConnectionTimeoutError as error:
+            raise TimedOut("Connect timed out: the request was *not* sent") from error
+        except TimeoutError as error:
+            raise TimedOut from error
+        except aiohttp.ClientError as error:
+            raise NetworkError(f"aiohttp.{error.__class__.__name__}: {error}") from error

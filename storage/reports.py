@@ -1,0 +1,315 @@
+"""Aggregate reads for board reports: GROUP BY in SQL, counts out, nothing else.
+
+No answer, free text or respondent ever leaves the database through here: each
+query returns counts grouped by question, status, chosen value and the grouping
+answers (see `surveys.report_data`). `surveys.report` turns the counts into
+figures with suppression; this module only counts.
+
+The denominator of a question is the respondents *shown* it: the engine records
+an answer row (answered, skipped or prefer not to say) only for questions it
+showed, and deletes the rows of answers hidden by a changed earlier answer
+(`AnswerRemoved`), so counting answer rows by status gives asked, answered,
+skipped and prefer-not-to-say directly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
+
+from storage.repository import Repository, UnknownCampaign
+from storage.review import read
+from storage.tables import answers, campaigns, flags, responses, surveys
+from surveys.definition import survey_from_dict
+from surveys.model import Survey
+from surveys.report_data import (
+    CampaignCounts,
+    CampaignInfo,
+    Cube,
+    FlagCounts,
+    FlagTiming,
+    GroupKey,
+)
+
+
+def _campaign_row(connection: Connection, code: str) -> CampaignInfo:
+    row = connection.execute(
+        select(
+            campaigns.c.id,
+            campaigns.c.code,
+            campaigns.c.title,
+            campaigns.c.survey_id,
+            campaigns.c.survey_version,
+            campaigns.c.status,
+            campaigns.c.opens_at,
+            campaigns.c.closes_at,
+        ).where(campaigns.c.code == code)
+    ).first()
+    if row is None:
+        raise UnknownCampaign(code)
+    return CampaignInfo(*row)
+
+
+def _survey(connection: Connection, survey_id: str, version: int) -> Survey:
+    text = connection.execute(
+        select(surveys.c.definition_json).where(
+            surveys.c.survey_id == survey_id, surveys.c.version == version
+        )
+    ).scalar_one()
+    return survey_from_dict(json.loads(text))
+
+
+_GROUPS = "report_groups"  # temporary: response id -> group number and grouping answers
+
+
+def _group_responses(connection: Connection, campaign_id: int, dims: tuple[str, ...]) -> None:
+    """Fill the temporary table of this campaign's responses with their group.
+
+    One row per response (its id as the key), the grouping answers and a dense
+    group number, so that the big counts join each answer to one row by key and
+    group by a small integer.
+    """
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_GROUPS}")
+    value_columns = "".join(f", v{i} VARCHAR(200)" for i in range(len(dims)))
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {_GROUPS} "
+        f"(response_id INTEGER PRIMARY KEY, g INTEGER NOT NULL{value_columns})"
+    )
+    joins = "".join(
+        f" LEFT JOIN answer_choices d{i} ON d{i}.response_id = r.id AND d{i}.question_id = :dim{i}"
+        for i in range(len(dims))
+    )
+    values = "".join(f", d{i}.value AS v{i}" for i in range(len(dims)))
+    names = "".join(f", v{i}" for i in range(len(dims)))
+    order = ", ".join(f"v{i}" for i in range(len(dims))) or "response_id"
+    rank = f"dense_rank() OVER (ORDER BY {order})" if dims else "1"
+    connection.execute(
+        text(
+            f"INSERT INTO {_GROUPS} (response_id, g{names}) "
+            f"SELECT response_id, {rank}{names} FROM "
+            f"(SELECT r.id AS response_id{values} FROM responses r{joins} "
+            f"WHERE r.campaign_id = :campaign) grouped"
+        ),
+        {"campaign": campaign_id, **{f"dim{i}": dim for i, dim in enumerate(dims)}},
+    )
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ANALYZE {_GROUPS}")
+
+
+def _grouped_counts(
+    connection: Connection, table: str, column: str, index: str
+) -> list[tuple[str, str, int, int]]:
+    """(question_id, `column`, group number, count) over the grouped responses.
+
+    PostgreSQL: one hash join and hash aggregate. SQLite sorts GROUP BY keys,
+    slowly when they are text, so it walks the covering index `index` one
+    (question, value) pair at a time and groups by the integer group only.
+    """
+    if connection.dialect.name != "sqlite":
+        return [
+            (row[0], row[1], int(row[2]), int(row[3]))
+            for row in connection.exec_driver_sql(
+                f"SELECT t.question_id, t.{column}, g.g, count(*) FROM {table} t "
+                f"JOIN {_GROUPS} g ON g.response_id = t.response_id GROUP BY 1, 2, 3"
+            )
+        ]
+    pairs = connection.exec_driver_sql(
+        f"SELECT DISTINCT question_id, {column} FROM {table} INDEXED BY {index}"
+    ).all()
+    found: list[tuple[str, str, int, int]] = []
+    for question_id, value in pairs:
+        rows = connection.exec_driver_sql(
+            f"SELECT g.g, count(*) FROM {table} t INDEXED BY {index} "
+            f"JOIN {_GROUPS} g ON g.response_id = t.response_id "
+            f"WHERE t.question_id = ? AND t.{column} = ? GROUP BY 1",
+            (question_id, value),
+        )
+        found.extend((question_id, value, int(group), int(count)) for group, count in rows)
+    return found
+
+
+def cube(connection: Connection, campaign_id: int, dimensions: Sequence[str]) -> Cube:
+    """Counts for one campaign grouped by the answers to `dimensions` (single-choice ids)."""
+    dims = tuple(dimensions)
+    _group_responses(connection, campaign_id, dims)
+    try:
+        names = "".join(f", v{i}" for i in range(len(dims)))
+        keys: dict[int, GroupKey] = {}
+        respondents: dict[GroupKey, int] = {}
+        for row in connection.exec_driver_sql(
+            f"SELECT g, count(*){names} FROM {_GROUPS} GROUP BY g{names}"
+        ):
+            keys[int(row[0])] = tuple(row[2:])
+            respondents[tuple(row[2:])] = int(row[1])
+        counted_answers = {
+            (question_id, status, keys[group]): count
+            for question_id, status, group, count in _grouped_counts(
+                connection, "answers", "status", "ix_answers_question_id_status_response_id"
+            )
+        }
+        counted_choices = {
+            (question_id, value, keys[group]): count
+            for question_id, value, group, count in _grouped_counts(
+                connection,
+                "answer_choices",
+                "value",
+                "ix_answer_choices_question_id_value_response_id",
+            )
+        }
+    finally:
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_GROUPS}")
+    return Cube(dims, respondents, counted_answers, counted_choices)
+
+
+def number_distributions(
+    connection: Connection, campaign_id: int, question_ids: Sequence[str]
+) -> dict[str, dict[float, int]]:
+    """question -> answered value -> count, for number questions (medians come from these)."""
+    if not question_ids:
+        return {}
+    rows = connection.execute(
+        select(answers.c.question_id, answers.c.number, func.count())
+        .select_from(answers.join(responses, responses.c.id == answers.c.response_id))
+        .where(
+            responses.c.campaign_id == campaign_id,
+            answers.c.question_id.in_(list(question_ids)),
+            answers.c.status == "answered",
+            answers.c.number.is_not(None),
+        )
+        .group_by(answers.c.question_id, answers.c.number)
+    )
+    found: dict[str, dict[float, int]] = {}
+    for question_id, number, count in rows:
+        found.setdefault(question_id, {})[float(number)] = int(count)
+    return found
+
+
+def flag_counts(connection: Connection, campaign_id: int) -> FlagCounts:
+    """Flags raised in this campaign's responses, by severity, status and categories."""
+    joined = flags.join(responses, responses.c.id == flags.c.response_id)
+    in_campaign = responses.c.campaign_id == campaign_id
+    by_severity: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    by_categories: dict[tuple[str, ...], int] = {}
+    rows = connection.execute(
+        select(flags.c.severity, flags.c.status, flags.c.categories_json, func.count())
+        .select_from(joined)
+        .where(in_campaign)
+        .group_by(flags.c.severity, flags.c.status, flags.c.categories_json)
+    )
+    for severity, status, categories_json, count in rows:
+        by_severity[severity] = by_severity.get(severity, 0) + int(count)
+        by_status[status] = by_status.get(status, 0) + int(count)
+        try:
+            found = json.loads(categories_json or "[]")
+        except ValueError:
+            found = []
+        kinds = tuple(sorted({str(item) for item in found})) if isinstance(found, list) else ()
+        by_categories[kinds] = by_categories.get(kinds, 0) + int(count)
+    timings = tuple(
+        FlagTiming(severity, created_at, acknowledged_at, int(count))
+        for severity, created_at, acknowledged_at, count in connection.execute(
+            select(flags.c.severity, flags.c.created_at, flags.c.acknowledged_at, func.count())
+            .select_from(joined)
+            .where(in_campaign)
+            .group_by(flags.c.severity, flags.c.created_at, flags.c.acknowledged_at)
+        )
+    )
+    return FlagCounts(by_severity, by_status, by_categories, timings)
+
+
+def campaign_counts(connection: Connection, code: str) -> CampaignCounts:
+    """Every count a campaign's board report needs, in a handful of GROUP BY queries."""
+    campaign = _campaign_row(connection, code)
+    survey = _survey(connection, campaign.survey_id, campaign.survey_version)
+    dimensions = tuple(q.id for q in survey.questions if q.dimension is not None)
+    statuses = {
+        status: int(count)
+        for status, count in connection.execute(
+            select(responses.c.status, func.count())
+            .where(responses.c.campaign_id == campaign.id)
+            .group_by(responses.c.status)
+        )
+    }
+    numbers = number_distributions(
+        connection, campaign.id, [q.id for q in survey.questions if q.type == "number"]
+    )
+    return CampaignCounts(
+        campaign=campaign,
+        survey=survey,
+        responses=statuses,
+        cube=cube(connection, campaign.id, dimensions),
+        numbers=numbers,
+        flags=flag_counts(connection, campaign.id),
+    )
+
+
+def crosstab_cube(connection: Connection, code: str, by_question: str) -> Cube:
+    """Counts for a campaign grouped by the answer to one single-choice question."""
+    campaign = _campaign_row(connection, code)
+    return cube(connection, campaign.id, (by_question,))
+
+
+def earlier_campaigns(connection: Connection, code: str) -> list[CampaignInfo]:
+    """Campaigns of the same survey (any version) that opened before this one, oldest first."""
+    campaign = _campaign_row(connection, code)
+    rows = connection.execute(
+        select(
+            campaigns.c.id,
+            campaigns.c.code,
+            campaigns.c.title,
+            campaigns.c.survey_id,
+            campaigns.c.survey_version,
+            campaigns.c.status,
+            campaigns.c.opens_at,
+            campaigns.c.closes_at,
+        )
+        .where(
+            campaigns.c.survey_id == campaign.survey_id,
+            campaigns.c.id != campaign.id,
+            campaigns.c.opens_at <= campaign.opens_at,
+        )
+        .order_by(campaigns.c.opens_at, campaigns.c.id)
+    )
+    return [CampaignInfo(*row) for row in rows]
+
+
+def trend_history(connection: Connection, code: str) -> list[tuple[CampaignInfo, Survey, Cube]]:
+    """Ungrouped counts of every campaign of the same survey up to this one, oldest first."""
+    current = _campaign_row(connection, code)
+    found = []
+    definitions: dict[tuple[str, int], Survey] = {}
+    for campaign in [*earlier_campaigns(connection, code), current]:
+        version = (campaign.survey_id, campaign.survey_version)
+        if version not in definitions:
+            definitions[version] = _survey(connection, *version)
+        found.append((campaign, definitions[version], cube(connection, campaign.id, ())))
+    return found
+
+
+def load_campaign_counts(repository: Repository, code: str) -> CampaignCounts:
+    return read(repository, lambda connection: campaign_counts(connection, code))
+
+
+def campaign_codes(repository: Repository) -> list[CampaignInfo]:
+    """Every campaign, newest first (for the report index)."""
+
+    def work(connection: Connection) -> list[CampaignInfo]:
+        rows = connection.execute(
+            select(
+                campaigns.c.id,
+                campaigns.c.code,
+                campaigns.c.title,
+                campaigns.c.survey_id,
+                campaigns.c.survey_version,
+                campaigns.c.status,
+                campaigns.c.opens_at,
+                campaigns.c.closes_at,
+            ).order_by(campaigns.c.opens_at.desc(), campaigns.c.id.desc())
+        )
+        return [CampaignInfo(*row) for row in rows]
+
+    return read(repository, work)
