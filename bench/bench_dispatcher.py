@@ -25,13 +25,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from sqlalchemy import Engine
+
 from bot.catalogue import Catalogue
 from bot.dispatcher import Dispatcher
 from bot.messages import InboundMessage
 from config.settings import SHIPPED_SURVEYS_DIR
+from moderation.screen import screen
 from storage.batching import WriteBatcher
 from storage.clock import utcnow
-from storage.db import create_db_engine, migrate
+from storage.db import WalCheckpointer, create_db_engine, migrate
 from storage.repository import Repository
 from surveys.events import Say
 from tests.fakes.respondent import SimulatedRespondent, finished
@@ -63,21 +66,28 @@ class Timed:
 
 def answers_sent(people: list[SimulatedRespondent]) -> int:
     # every message after the opening /start answers something
-    return sum(len(person.transcript) - 1 for person in people)
+    return sum(person.sent - 1 for person in people)
 
 
-def build(database_url: str, workers: int) -> tuple[Dispatcher, WriteBatcher, object]:
+def build(
+    database_url: str, workers: int
+) -> tuple[Dispatcher, WriteBatcher, Engine, WalCheckpointer | None]:
+    """The dispatcher as web/app.py builds it (SQLite WAL checkpoints in the background)."""
     migrate(database_url)
-    engine = create_db_engine(database_url)
+    engine = create_db_engine(database_url, background_checkpoints=True)
+    checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
+    if checkpointer is not None:
+        checkpointer.start()
     repository = Repository(engine)
     catalogue = Catalogue(repository)
     catalogue.load_directory(SHIPPED_SURVEYS_DIR)
     catalogue.refresh(utcnow())
     writes = WriteBatcher(repository, workers=workers)
     dispatcher = Dispatcher(catalogue=catalogue, secret=b"b" * 32, writes=writes)
+    screen("warm up the screening rules")  # as web/app.py does at start-up
     gc.collect()
     gc.freeze()  # as web/app.py does once started
-    return dispatcher, writes, engine
+    return dispatcher, writes, engine, checkpointer
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -87,7 +97,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def report(label: str, timed: Timed, people: list[SimulatedRespondent], elapsed: float) -> None:
     latencies = timed.latencies
-    done = sum(finished(person.transcript[-1][1]) for person in people)
+    done = sum(finished(person.last) for person in people)
     answers = answers_sent(people)
     print(
         f"{label}: {len(people)} respondents, {done} completed, {answers:,} answers in "
@@ -99,7 +109,10 @@ def report(label: str, timed: Timed, people: list[SimulatedRespondent], elapsed:
 
 async def throughput(dispatcher: Dispatcher, respondents: int) -> None:
     timed = Timed(dispatcher)
-    people = [SimulatedRespondent(timed, f"throughput-{n}") for n in range(respondents)]
+    people = [
+        SimulatedRespondent(timed, f"throughput-{n}", keep_transcript=False)
+        for n in range(respondents)
+    ]
     started = time.perf_counter()
     await asyncio.gather(*(person.take_survey(SURVEY_ID) for person in people))
     report("throughput (back to back)", timed, people, time.perf_counter() - started)
@@ -107,7 +120,10 @@ async def throughput(dispatcher: Dispatcher, respondents: int) -> None:
 
 async def latency(dispatcher: Dispatcher, respondents: int, think: tuple[float, float]) -> None:
     timed = Timed(dispatcher)
-    people = [SimulatedRespondent(timed, f"latency-{n}") for n in range(respondents)]
+    people = [
+        SimulatedRespondent(timed, f"latency-{n}", keep_transcript=False)
+        for n in range(respondents)
+    ]
     started = time.perf_counter()
     await asyncio.gather(*(person.take_survey(SURVEY_ID, think=think) for person in people))
     report(f"latency (think {think[0]}-{think[1]} s)", timed, people, time.perf_counter() - started)
@@ -117,7 +133,7 @@ async def memory(dispatcher: Dispatcher, conversations: int) -> None:
     before = rss_mb()
     for batch in range(0, conversations, 500):
         people = [
-            SimulatedRespondent(dispatcher, f"memory-{n}")
+            SimulatedRespondent(dispatcher, f"memory-{n}", keep_transcript=False)
             for n in range(batch, min(batch + 500, conversations))
         ]
         await asyncio.gather(*(person.take_survey(SURVEY_ID, stop_after=4) for person in people))
@@ -135,7 +151,7 @@ async def main_async(args: argparse.Namespace) -> None:
         temp = tempfile.TemporaryDirectory()
         url = f"sqlite:///{temp.name}/bench.db"
     workers = 1 if url.startswith("sqlite") else 4  # as web/app.py
-    dispatcher, writes, engine = build(url, workers)
+    dispatcher, writes, engine, checkpointer = build(url, workers)
     print(f"database: {url.split('@')[-1]}; CPU affinity: {sorted(os.sched_getaffinity(0))}")
     try:
         if "throughput" in args.runs:
@@ -146,7 +162,9 @@ async def main_async(args: argparse.Namespace) -> None:
             await memory(dispatcher, args.conversations)
     finally:
         writes.close()
-        engine.dispose()  # type: ignore[attr-defined]
+        if checkpointer is not None:
+            checkpointer.stop()
+        engine.dispose()
         if temp:
             temp.cleanup()
 

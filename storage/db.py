@@ -16,6 +16,8 @@ migration scripts inside this package (no dependency on the working directory).
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+log = logging.getLogger("besafe.storage")
 
 # Execution option read by the SQLite "begin" hook: "DEFERRED" (default) or "IMMEDIATE".
 SQLITE_BEGIN_OPTION = "besafe_sqlite_begin"
@@ -57,17 +61,24 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def create_db_engine(url: str | URL, *, lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS) -> Engine:
+def create_db_engine(
+    url: str | URL,
+    *,
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
+    background_checkpoints: bool = False,
+) -> Engine:
     """An engine for `url` (SQLite or PostgreSQL).
 
     `lock_timeout_ms` is how long one statement waits for a lock before the
     database reports it busy (SQLite `busy_timeout`, PostgreSQL `lock_timeout`);
     `Repository.run` then retries the whole transaction with backoff.
+    `background_checkpoints` (SQLite): commits never checkpoint the WAL themselves;
+    run a `WalCheckpointer` beside the engine instead (the server does).
     """
     parsed = normalise_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed, lock_timeout_ms)
+        return _sqlite_engine(parsed, lock_timeout_ms, background_checkpoints)
     if backend == "postgresql":
         connect_args: dict[str, Any] = {
             "application_name": "besafe",
@@ -77,7 +88,7 @@ def create_db_engine(url: str | URL, *, lock_timeout_ms: int = DEFAULT_LOCK_TIME
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
-def _sqlite_engine(url: URL, lock_timeout_ms: int) -> Engine:
+def _sqlite_engine(url: URL, lock_timeout_ms: int, background_checkpoints: bool) -> Engine:
     path = _sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +104,8 @@ def _sqlite_engine(url: URL, lock_timeout_ms: int) -> Engine:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            if background_checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cursor.close()
 
@@ -104,6 +117,48 @@ def _sqlite_engine(url: URL, lock_timeout_ms: int) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+class WalCheckpointer:
+    """Checkpoints an SQLite WAL from its own thread, every `interval` seconds.
+
+    By default the commit that fills the WAL past 1,000 pages copies it into the
+    database and syncs it, and every message queued behind that commit waits
+    (tens of milliseconds: most of the server's tail latency). A PASSIVE
+    checkpoint on another connection runs beside the writer instead.
+    """
+
+    def __init__(self, engine: Engine, *, interval: float = 1.0) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="besafe-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """One PASSIVE checkpoint: (busy, frames in the WAL, frames checkpointed)."""
+        raw = self._engine.raw_connection()
+        try:
+            # No BEGIN around it (the connection is in autocommit): a checkpoint
+            # cannot run inside a transaction.
+            row = raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            raw.close()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.checkpoint()
+            except Exception:  # the next round tries again; the WAL only grows meanwhile
+                log.exception("WAL checkpoint failed")
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:

@@ -30,7 +30,7 @@ from moderation.screen import screen
 from moderation.semantic import SemanticStage
 from storage.batching import WriteBatcher
 from storage.clock import utcnow
-from storage.db import create_db_engine, migrate
+from storage.db import WalCheckpointer, create_db_engine, migrate
 from storage.repository import Repository
 from web.chat import security_headers_middleware, setup_chat
 from web.keys import DISPATCHER, RELAY, SETTINGS, WRITES
@@ -73,8 +73,11 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     url = settings.effective_database_url
     secret = settings.secret_bytes()
     await asyncio.to_thread(migrate, url)
-    engine = create_db_engine(url)
+    engine = create_db_engine(url, background_checkpoints=True)
     is_sqlite = engine.dialect.name == "sqlite"
+    checkpointer = WalCheckpointer(engine) if is_sqlite else None
+    if checkpointer is not None:
+        checkpointer.start()
     # Conversation writes go through the group-commit batcher: SQLite has one
     # writer at a time, so one thread; PostgreSQL takes several. The executor
     # is for occasional maintenance work (catalogue, expiry sweep).
@@ -145,6 +148,8 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
             semantic.close()  # before the writes: a turn waits for stage 2, then writes
         writes.close()
         executor.shutdown(wait=True)
+        if checkpointer is not None:
+            checkpointer.stop()
         engine.dispose()
         log.info("stopped cleanly")
 

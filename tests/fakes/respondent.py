@@ -57,10 +57,18 @@ class SimulatedRespondent:
     user_key: str
     channel: str = "web"
     transcript: list[tuple[Event, tuple[Say, ...]]] = field(default_factory=list)
+    # False for benchmarks: a server doesn't carry its clients' transcripts in its heap
+    # (they would make every full garbage collection of the server slower).
+    keep_transcript: bool = True
+    sent: int = 0
+    last: tuple[Say, ...] = ()
 
     async def send(self, event: Event) -> tuple[Say, ...]:
         outputs = await self.handler.handle(InboundMessage(self.channel, self.user_key, event))  # type: ignore[attr-defined]
-        self.transcript.append((event, outputs))
+        self.sent += 1
+        self.last = outputs
+        if self.keep_transcript:
+            self.transcript.append((event, outputs))
         return outputs
 
     async def take_survey(

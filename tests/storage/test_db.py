@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from storage.db import create_db_engine, is_sqlite, normalise_url
+from storage.db import WalCheckpointer, create_db_engine, is_sqlite, normalise_url
 from storage.repository import Repository, StorageBusyError, UnitOfWork
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -27,6 +27,43 @@ def test_sqlite_connections_get_the_pragmas(tmp_path: Path) -> None:
         assert path.exists()  # the parent directories were made
     finally:
         engine.dispose()
+
+
+def test_background_checkpoints_move_the_wal_out_of_the_commits(tmp_path: Path) -> None:
+    """Commits leave the WAL alone; the checkpointer copies it into the database."""
+    path = tmp_path / "c.db"
+    engine = create_db_engine(f"sqlite:///{path}", background_checkpoints=True)
+    plain = create_db_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    checkpointer = WalCheckpointer(engine, interval=0.05)
+    try:
+        with plain.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        with engine.connect() as connection:
+            with connection.begin():
+                connection.exec_driver_sql("CREATE TABLE t (x TEXT)")
+            for n in range(300):  # well past 1,000 pages of WAL
+                with connection.begin():
+                    connection.exec_driver_sql("INSERT INTO t VALUES (?)", ("x" * 8000 + str(n),))
+        wal = Path(f"{path}-wal")
+        busy, frames, done = checkpointer.checkpoint()
+        assert busy == 0 and frames > 1000 and done == frames  # none were checkpointed before
+        # The thread does the same on its own, and stops when asked.
+        with engine.connect() as connection, connection.begin():
+            connection.exec_driver_sql("INSERT INTO t VALUES ('more')")
+        checkpointer.start()
+        for _ in range(200):
+            if checkpointer.checkpoint()[1] == checkpointer.checkpoint()[2]:
+                break
+        checkpointer.stop()
+        assert wal.exists()
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 301
+    finally:
+        checkpointer.stop()
+        engine.dispose()
+        plain.dispose()
 
 
 def test_sqlite_transactions_are_explicit(tmp_path: Path) -> None:
