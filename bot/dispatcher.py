@@ -46,7 +46,7 @@ from surveys.events import (
     Say,
     TextIn,
 )
-from surveys.matching import match_answer
+from surveys.matching import is_choice_typed, match_answer
 from surveys.model import Choice, Question
 from surveys.text import clean_text
 
@@ -327,11 +327,19 @@ class _Turn:
                 code=position.code,
                 question_id=position.question_id,
             )
-            screening = self.dispatcher._screen(
-                event.text, ScreenContext(position.question_id, position.topic)
+            question = (
+                position.survey.question(position.question_id)
+                if position.survey is not None and position.question_id is not None
+                else None
             )
-            if self.semantic_hit is not None:
-                screening = _with_semantic(screening, self.semantic_hit, event.text)
+            # A choice typed out ("1 – Not safe at all") is the same survey answer as the
+            # tap, which is never screened; anything more than the choice is screened.
+            if question is None or not is_choice_typed(question, event.text):
+                screening = self.dispatcher._screen(
+                    event.text, ScreenContext(position.question_id, position.topic)
+                )
+                if self.semantic_hit is not None:
+                    screening = _with_semantic(screening, self.semantic_hit, event.text)
         flag_id: int | None = None
         if screening.flagged and message_id is not None:
             flag_id = uow.record_flag(

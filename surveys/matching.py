@@ -524,6 +524,29 @@ def _match_free_text(question: Question, text: str) -> Match:
     return Match(value=text.strip())
 
 
+CHOICE_TYPES = frozenset({"single_choice", "multiple_choice", "yes_no", "rating"})
+
+
+def is_choice_typed(question: Question, text: str) -> bool:
+    """True when `text` is exactly one of the question's choices, as a tap would send it.
+
+    Such a message is survey data, like the tap (the survey marks the choices that
+    are disclosures); anything more than the choice itself ("no, he hits me") is not.
+    """
+    if question.type not in CHOICE_TYPES or not isinstance(text, str):
+        return False
+    typed = normalise(text)
+    if not typed:
+        return False
+    for choice in answer_choices(question):
+        label, value = normalise(choice.label), normalise(str(choice.value))
+        # a rating's end labels read "1 – Not safe at all": the words alone are the choice too
+        words = label.removeprefix(value + " ") if label.startswith(value + " ") else label
+        if typed in (label, value, words):
+            return True
+    return False
+
+
 def match_answer(question: Question, text: str) -> Match:
     """Match what was typed to `question`; never raises."""
     if not isinstance(text, str):

@@ -243,6 +243,26 @@ async def test_start_while_waiting_for_staff_goes_back_to_the_survey(
     assert [r["author"] for r in rows(repository, tables.flag_messages)] == []
 
 
+async def test_a_choice_typed_out_is_survey_data_and_more_than_that_is_screened(
+    dispatcher: Dispatcher, repository: Repository
+) -> None:
+    await reach_first_question(dispatcher, "yp11")
+    outputs = await send(dispatcher, "yp11", ChoiceIn("no", "bullied_year"))
+    while outputs[-1].question_id != "safe_at_school":
+        outputs = await send(dispatcher, "yp11", CommandIn("skip"))
+    # Typing the scale's label is the same answer as tapping it: no flag, the survey goes on.
+    outputs = await send(dispatcher, "yp11", TextIn("1 – Not safe at all"))
+    assert outputs[-1].question_id == "safe_playtime"
+    assert rows(repository, tables.flags) == []
+    rid = respondent_id(repository, "yp11")
+    stored = repository.run(lambda uow: uow.answers(rid, "bullying-v1"))
+    assert stored["safe_at_school"] == ("answered", 1)
+    # Anything beyond the choice is a message, and screened.
+    outputs = await send(dispatcher, "yp11", TextIn("not safe at all, my stepdad hits me"))
+    assert outputs[-1].question_id == CONTACT_PROMPT
+    assert "physical_abuse" in json.loads(only_flag(repository)["categories_json"])
+
+
 async def test_a_redelivered_update_has_no_second_effect(
     dispatcher: Dispatcher, repository: Repository
 ) -> None:

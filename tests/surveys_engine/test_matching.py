@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from surveys.demographics import school_year_question
-from surveys.matching import answer_choices, match_answer, parse_number
+from surveys.matching import answer_choices, is_choice_typed, match_answer, parse_number
 from surveys.model import PREFER_NOT_TO_SAY, Choice, Question
 
 from .factories import full_survey
@@ -345,3 +345,28 @@ ALL_QUESTIONS = [*SURVEY.questions, OFTEN, YES_NO_GENERATED]
 def test_never_raises(question: Question, text: str) -> None:
     match = match_answer(question, text)
     assert match.ok or match.hint
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "typed_choice"),
+    [
+        (OFTEN, "Sometimes", True),
+        (OFTEN, "  SOMETIMES! ", True),
+        (OFTEN, "sometimes he hits me", False),
+        (YES_NO_GENERATED, "yes", True),
+        (YES_NO_GENERATED, "yes my dad hurts me", False),
+        (ANYTHING, "Sometimes", False),  # free text is always a message
+        (OFTEN, "", False),
+    ],
+)
+def test_a_choice_typed_out_is_told_apart_from_a_message(
+    question: Question, text: str, typed_choice: bool
+) -> None:
+    assert is_choice_typed(question, text) is typed_choice
+
+
+def test_a_rating_end_label_is_a_choice_with_or_without_its_number() -> None:
+    assert answer_choices(SAFE)[0].label == "1 – Not safe at all"
+    for text in ("1 – Not safe at all", "not safe at all", "1", "Very safe"):
+        assert is_choice_typed(SAFE, text), text
+    assert not is_choice_typed(SAFE, "not safe at all, they wait for me after school")
