@@ -224,7 +224,13 @@ class Bench:
 
 
 def start_server(
-    data_dir: Path, api: FakeBotApi, port: int, database_url: str, core: int, log_level: str
+    data_dir: Path,
+    api: FakeBotApi,
+    port: int,
+    database_url: str,
+    core: int,
+    log_level: str,
+    rules_only: bool = False,
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BESAFE_")}
     env.update(
@@ -241,6 +247,7 @@ def start_server(
         BESAFE_TELEGRAM_RATE_PER_SECOND="0",
         BESAFE_TELEGRAM_CHAT_RATE_PER_SECOND="0",
         BESAFE_LOG_LEVEL=log_level,
+        BESAFE_SEMANTIC="0" if rules_only else "1",
     )
     log = (data_dir / "server.log").open("ab")
     return subprocess.Popen(
@@ -265,7 +272,9 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> No
     os.sched_setaffinity(0, driver_cores)
     api = await FakeBotApi().start()
     port = free_port()
-    server = start_server(data_dir, api, port, database_url, server_core, args.log_level)
+    server = start_server(
+        data_dir, api, port, database_url, server_core, args.log_level, args.rules_only
+    )
     try:
         await api.wait_until(lambda: api.calls_to("setWebhook"), timeout=120, what="start-up")
         connector = aiohttp.TCPConnector(limit=args.users + 10)
@@ -377,6 +386,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL")
     parser.add_argument("--log-level", default="WARNING", choices=["INFO", "WARNING"])
+    parser.add_argument(
+        "--rules-only", action="store_true", help="screen without stage 2 (BESAFE_SEMANTIC=0)"
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="besafe-bench-tg-"))
     try:
