@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from moderation.categories import CATEGORIES
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
@@ -38,19 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXAMPLES_FILE = Path(__file__).with_name("data") / "semantic_examples.yaml"
-CATEGORIES = (
-    "suicide_self_harm",
-    "physical_abuse",
-    "sexual_abuse",
-    "emotional_abuse",
-    "neglect",
-    "exploitation_grooming",
-    "domestic_abuse",
-    "relationship_abuse",
-    "bullying",
-    "immediate_danger",
-    "other",
-)
 SEVERITIES = ("urgent", "high", "medium")
 
 # The model's limit (sentence-transformers' max_seq_length for all-MiniLM-L6-v2).

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from moderation.categories import CATEGORIES
+
 QuestionType = Literal[
     "single_choice",
     "multiple_choice",
@@ -55,19 +57,7 @@ class Choice:
 
 
 # The disclosure categories of moderation/ (a choice's `flag` names one of them).
-FLAG_CATEGORIES: tuple[str, ...] = (
-    "suicide_self_harm",
-    "physical_abuse",
-    "sexual_abuse",
-    "emotional_abuse",
-    "neglect",
-    "exploitation_grooming",
-    "domestic_abuse",
-    "relationship_abuse",
-    "bullying",
-    "immediate_danger",
-    "other",
-)
+FLAG_CATEGORIES: tuple[str, ...] = CATEGORIES
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from aiohttp import web
@@ -114,6 +114,38 @@ async def _form(request: web.Request) -> dict[str, str]:
         for key, value in data.items()
         if isinstance(value, str)
     }
+
+
+def _failed_attempt(
+    uow: UnitOfWork,
+    request: web.Request,
+    user_id: int,
+    action: str,
+    reason: str,
+    *,
+    now: datetime,
+) -> bool:
+    """Count a failed password or code for `user_id`, audit it (and a lockout); locked now?"""
+    settings = settings_of(request)
+    locked = record_login_failure(
+        uow.connection,
+        user_id,
+        now=now,
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(minutes=settings.login_lockout_minutes),
+    )
+    target = _user_target(user_id)
+    _audit(uow, request, action, actor_id=user_id, target=target, details={"reason": reason})
+    if locked:
+        _audit(
+            uow,
+            request,
+            "login.lockout",
+            actor_id=user_id,
+            target=target,
+            details={"minutes": settings.login_lockout_minutes},
+        )
+    return locked
 
 
 def _audit(
@@ -241,32 +273,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             )
             return "locked"
         if not ok:
-            locked = record_login_failure(
-                uow.connection,
-                user.id,
-                now=now,
-                max_failures=settings.login_max_failures,
-                lockout=timedelta(minutes=settings.login_lockout_minutes),
-            )
-            _audit(
-                uow,
-                request,
-                "login.failed",
-                actor_id=user.id,
-                target=_user_target(user.id),
-                details={"reason": "bad_password"},
-            )
-            if locked:
-                _audit(
-                    uow,
-                    request,
-                    "login.lockout",
-                    actor_id=user.id,
-                    target=_user_target(user.id),
-                    details={"minutes": settings.login_lockout_minutes},
-                )
-                return "lockout"
-            return "bad_password"
+            locked = _failed_attempt(uow, request, user.id, "login.failed", "bad_password", now=now)
+            return "lockout" if locked else "bad_password"
         if fresh.has_totp:
             stage = "totp"
         elif fresh.role == "safeguarding_lead" and settings.leads_need_2fa:
@@ -338,7 +346,6 @@ async def totp_submit(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     code = form.get("code", "")
     next_path = safe_next(form.get("next"))
-    settings = settings_of(request)
     server_secret = request.app[STAFF_SERVER_SECRET]
     address = client_address(request)
     now_unix = time.time()
@@ -371,31 +378,9 @@ async def totp_submit(request: web.Request) -> web.StreamResponse:
             else verify_code(secret, code, now_unix, last_step=fresh.totp_last_step)
         )
         if step is None:
-            locked = record_login_failure(
-                uow.connection,
-                fresh.id,
-                now=now,
-                max_failures=settings.login_max_failures,
-                lockout=timedelta(minutes=settings.login_lockout_minutes),
-            )
-            _audit(
-                uow,
-                request,
-                "login.totp_failed",
-                actor_id=fresh.id,
-                target=target,
-                details={"reason": "bad_code" if secret else "secret_unreadable"},
-            )
-            if locked:
+            reason = "bad_code" if secret else "secret_unreadable"
+            if _failed_attempt(uow, request, fresh.id, "login.totp_failed", reason, now=now):
                 end_session(request, uow)
-                _audit(
-                    uow,
-                    request,
-                    "login.lockout",
-                    actor_id=fresh.id,
-                    target=target,
-                    details={"minutes": settings.login_lockout_minutes},
-                )
                 return "lockout"
             return "bad_code"
         update_user(uow.connection, fresh.id, totp_last_step=step)
