@@ -1,0 +1,25 @@
+"""Subscribers and broadcasts (issue 6): opt-in, invitation and reminder sends.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-23
+
+Placeholder in the revision chain: filled in by the change that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
