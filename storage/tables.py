@@ -91,6 +91,17 @@ class CampaignRow(SQLModel, table=True):
     opens_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     closes_at: datetime | None = Field(default=None, sa_type=DateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    # Campaign planning (issue 6, migration 0006). Audience: surveys.audience.Audience as
+    # JSON ({} = everyone). Reminder times: ISO-8601 naive UTC datetimes, sorted; the
+    # plan's number of reminders is their count.
+    audience_json: str = Field(default="{}", sa_type=Text)
+    invitation_text: str | None = Field(default=None, sa_type=Text)
+    reminder_text: str | None = Field(default=None, sa_type=Text)
+    reminder_times_json: str = Field(default="[]", sa_type=Text)
+    # Large sends are spread over this many minutes (0: as fast as the channel limit allows).
+    send_spread_minutes: int = Field(default=0)
+    target_responses: int | None = Field(default=None)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
 
 
 class RespondentRow(SQLModel, table=True):
