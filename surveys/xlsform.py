@@ -452,20 +452,18 @@ _REFUSED_TYPES: dict[str, str] = {
     "datetime": _WHY_DATE,
     "time": _WHY_DATE,
     "barcode": "a chat cannot scan a barcode",
-    "calculate": "calculations are not supported: every step must be something the young "
-    "person sees",
-    "hidden": "hidden fields are not supported: every step must be something the young person sees",
-    "acknowledge": "use a note instead: a chat has no tick-box to acknowledge",
-    "trigger": "use a note instead: a chat has no tick-box to acknowledge",
-    "rank": "ranking is not supported in a chat; use select_one or select_multiple",
-    "begin repeat": "repeats are not supported: a chat survey asks each question once",
-    "end repeat": "repeats are not supported: a chat survey asks each question once",
-    "select_one_from_file": "choices from a file are not supported: put them in the choices sheet",
-    "select_multiple_from_file": "choices from a file are not supported: put them in the "
-    "choices sheet",
-    "select_one_external": "external choices are not supported: put them in the choices sheet",
-    "xml-external": "external data is not supported",
-    "csv-external": "external data is not supported",
+    "calculate": "Be-Safe does no calculations: every step is something the young person sees",
+    "hidden": "every step is something the young person sees",
+    "acknowledge": "a chat has no tick-box to acknowledge; use a note",
+    "trigger": "a chat has no tick-box to acknowledge; use a note",
+    "rank": "a chat cannot rank choices; use select_one or select_multiple",
+    "begin repeat": "a chat survey asks each question once, so there are no repeats",
+    "end repeat": "a chat survey asks each question once, so there are no repeats",
+    "select_one_from_file": "put the choices in the choices sheet instead of a file",
+    "select_multiple_from_file": "put the choices in the choices sheet instead of a file",
+    "select_one_external": "put the choices in the choices sheet instead",
+    "xml-external": "Be-Safe uses no external data",
+    "csv-external": "Be-Safe uses no external data",
 }
 # Timestamps that ODK/Kobo templates add to every form: skipped with a warning.
 _SKIPPED_TYPES = ("start", "end", "today")
@@ -639,7 +637,9 @@ class _Converter:
         column = columns.get(name)
         return row.get(column, "").strip() if column is not None else ""
 
-    def yes_no(self, text: str, place: Place, column: str, qid: str | None) -> bool | None:
+    def yes_no(
+        self, text: str, place: Place, column: str, qid: str | None, note: str = ""
+    ) -> bool | None:
         lowered = text.strip().lower()
         if not lowered:
             return None
@@ -647,7 +647,7 @@ class _Converter:
             return True
         if lowered in _NO:
             return False
-        self.error(place, f"{column} must be yes or no, not '{text}'", qid)
+        self.error(place, f"{column} must be yes or no, not '{text}'{note}", qid)
         return None
 
     # the whole workbook
@@ -805,12 +805,10 @@ class _Converter:
         self, sheet: Sheet, choices: Mapping[str, list[tuple[int, Mapping[str, str]]]]
     ) -> None:
         columns = self.columns(sheet, _SURVEY_COLUMNS, _SURVEY_BE_SAFE, _SURVEY_IGNORED)
-        for column in ("type", "name"):
-            if column not in columns:
-                self.error(Place("survey"), f"the survey sheet has no '{column}' column")
-        if "label" not in columns:
-            self.error(Place("survey"), "the survey sheet has no 'label' column")
-        if any(place.sheet == "survey" and place.row == 0 for place, _, _ in self.problems):
+        missing = [column for column in ("type", "name", "label") if column not in columns]
+        for column in missing:
+            self.error(Place("survey"), f"the survey sheet has no '{column}' column")
+        if missing:
             return
         self.out.add(0, "questions:", Place("survey"))
         known: dict[str, _RefInfo] = {
@@ -932,7 +930,7 @@ class _Converter:
         except RelevantError as error:
             self.error(
                 place,
-                f"relevant '{text}' cannot be used: {error}. Be-Safe understands {RELEVANT_FORMS}",
+                f'relevant "{text}" cannot be used: {error}. Be-Safe understands {RELEVANT_FORMS}',
                 name,
             )
             return None
@@ -1002,7 +1000,11 @@ class _Converter:
             if cell(column):
                 fields.append((key, _scalar(cell(column))))
         required = self.yes_no(
-            cell("required"), place, "required (a condition is not supported)", name
+            cell("required"),
+            place,
+            "required",
+            name,
+            " (a condition is not supported, and young people should be free to skip)",
         )
         if required:
             fields.append(("required", "true"))
@@ -1070,6 +1072,7 @@ _LINE_IN_MESSAGE = re.compile(r"\bon line (\d+)")
 _COLUMN_FOR_KEY: dict[str, dict[str, str]] = {
     "settings": {
         "id": "form_id",
+        "version": "version",
         "title": "form_title",
         "topic": PREFIX + "topic",
         "intro": PREFIX + "intro",
@@ -1079,7 +1082,6 @@ _COLUMN_FOR_KEY: dict[str, dict[str, str]] = {
         "max_year": PREFIX + "max_year",
         "school_year": PREFIX + "school_year",
         "area": PREFIX + "area",
-        "questions": "survey sheet",
     },
     "survey": {
         "id": "name",
@@ -1104,7 +1106,8 @@ def _in_xlsform_words(message: str, place: Place, conversion: Conversion) -> str
     columns = _COLUMN_FOR_KEY.get(place.sheet, {})
     match = _LEADING_KEY.match(message)
     if match and match[2] in columns:
-        message = f"{match[1]}'{columns[match[2]]}'{message[match.end() :]}"
+        lead = "missing required setting " if match[1] == "missing required key " else match[1]
+        message = f"{lead}'{columns[match[2]]}'{message[match.end() :]}"
     if place.sheet == "survey":
         message = re.sub(r"^show_if\b", "relevant", message)
         message = message.replace("make its show_if true", "make its relevant true")
@@ -1133,7 +1136,9 @@ def check_conversion(conversion: Conversion, source: str) -> ParseResult:
 
     def placed(problem: Problem) -> SheetProblem:
         place = conversion.place_of(problem.line)
-        if problem.message.startswith("missing required key"):
+        if problem.message == "missing required key 'questions'":
+            place = Place("survey")
+        elif problem.message.startswith("missing required key"):
             place = conversion.settings_place  # the survey's own keys all come from settings
         return SheetProblem(
             source,
