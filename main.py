@@ -4,6 +4,7 @@ python main.py run                  start web chat (and, later, Telegram and the
 python main.py migrate              bring the database schema up to date
 python main.py survey validate F..  check survey files, listing every problem with its line
 python main.py survey list          the survey files and the versions stored in the database
+python main.py survey import F.xlsx [--output F.yaml]   an XLSForm workbook -> survey YAML
 python main.py user add --role R --username U [--password-stdin]   create a staff account
 python main.py audit verify         check the audit log's hash chain
 python main.py report CODE --format html|csv|xlsx|json --output FILE   a board report
@@ -69,12 +70,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_survey_validate(args: argparse.Namespace) -> int:
-    from surveys.definition import load_survey_file
+    from surveys.xlsform import load_any_survey_file
 
     failed = 0
     for name in args.files:
         path = Path(name)
-        result = load_survey_file(path)
+        result = load_any_survey_file(path)
         if result.problems:
             failed += 1
             for problem in result.problems:
@@ -87,6 +88,45 @@ def cmd_survey_validate(args: argparse.Namespace) -> int:
                 f"{len(survey.questions)} questions"
             )
     return 1 if failed else 0
+
+
+def cmd_survey_import(args: argparse.Namespace) -> int:
+    """An XLSForm workbook -> survey YAML; exit 2 (problems listed by row) for a bad workbook."""
+    from surveys.definition import parse_survey
+    from surveys.xlsform import load_xlsform_file, survey_yaml
+
+    path = Path(args.file)
+    converted = load_xlsform_file(path)
+    result = converted.result
+    for problem in [*result.problems, *result.warnings]:
+        print(str(problem), file=sys.stderr)
+    if result.problems or converted.yaml_text is None:
+        count = len(result.problems)
+        print(f"{path}: not imported: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 2
+    text = survey_yaml(converted.yaml_text, path.name)
+    if not parse_survey(text, "imported").ok:  # never write a file the loader would refuse
+        print(f"{path}: not imported: the converted YAML did not check out", file=sys.stderr)
+        return 1
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        print(f"{output} already exists; use --force to replace it", file=sys.stderr)
+        return 2
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"cannot write {output}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    survey = result.survey
+    assert survey is not None
+    print(
+        f"{path}: imported {survey.id} version {survey.version} "
+        f"({len(survey.questions)} questions) to {output}"
+    )
+    return 0
 
 
 def cmd_survey_list(args: argparse.Namespace) -> int:
@@ -274,12 +314,24 @@ def build_parser() -> argparse.ArgumentParser:
     survey = commands.add_parser("survey", help="survey definitions")
     survey_commands = survey.add_subparsers(dest="survey_command", required=True, metavar="ACTION")
     validate = survey_commands.add_parser(
-        "validate", help="check survey YAML files and list every problem with its line"
+        "validate",
+        help="check survey files (YAML, or XLSForm .xlsx) and list every problem by line or row",
     )
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(func=cmd_survey_validate)
     listing = survey_commands.add_parser("list", help="list survey files and stored versions")
     listing.set_defaults(func=cmd_survey_list)
+    survey_import = survey_commands.add_parser(
+        "import", help="convert an XLSForm workbook (.xlsx) to survey YAML, checked as YAML is"
+    )
+    survey_import.add_argument("file", metavar="FILE.xlsx")
+    survey_import.add_argument(
+        "--output", metavar="PATH.yaml", help="where to write the YAML (default: standard output)"
+    )
+    survey_import.add_argument(
+        "--force", action="store_true", help="replace the output file if it exists"
+    )
+    survey_import.set_defaults(func=cmd_survey_import)
 
     user = commands.add_parser("user", help="staff accounts")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
