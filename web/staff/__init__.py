@@ -22,6 +22,7 @@ from web.staff.accounts import setup_accounts
 from web.staff.auth import STAFF_KEY, STAFF_NAV, STAFF_SERVER_SECRET, staff_middleware
 from web.staff.reports import setup_reports
 from web.staff.review import setup_review
+from web.staff.surveys import setup_surveys
 
 log = logging.getLogger("besafe.web.staff")
 
@@ -37,6 +38,7 @@ def setup_staff(app: web.Application) -> None:
     setup_accounts(app)
     setup_review(app)
     setup_reports(app)
+    setup_surveys(app)
 
 
 SESSION_SWEEP_SECONDS = 600.0
