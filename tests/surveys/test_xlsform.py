@@ -523,3 +523,34 @@ def test_relevant_forms_we_follow(text: str, expected: dict) -> None:
 def test_relevant_forms_we_refuse(text: str) -> None:
     with pytest.raises(RelevantError):
         relevant_to_show_if(text, KNOWN)
+
+
+def test_xml_entities_in_a_workbook_are_refused() -> None:
+    """An entity 'bomb' must not expand: openpyxl reads through defusedxml (pyxform needs it)."""
+    good = workbook([HEADER, ["text", "a", "A?", "A"]], None, basic_settings())
+    source = zipfile.ZipFile(io.BytesIO(good))
+    buffer = io.BytesIO()
+    entities = '<!DOCTYPE w [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    with zipfile.ZipFile(buffer, "w") as bomb:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/workbook.xml":
+                data = b'<?xml version="1.0"?>' + entities.encode() + data
+            bomb.writestr(info, data)
+    (found,) = problems_of(buffer.getvalue())
+    assert "the workbook could not be read" in found
+
+
+def test_text_written_without_quotes_reads_back_as_the_same_text() -> None:
+    import random
+
+    import yaml
+
+    from surveys.xlsform import _scalar
+
+    chance = random.Random(6)
+    alphabet = "Aa b.?!()/-:#,[]{}'\"yesnoONullTrue0123_ é\\"
+    for _ in range(5000):
+        text = "".join(chance.choice(alphabet) for _ in range(chance.randint(1, 9)))
+        assert yaml.safe_load(f"k: {_scalar(text)}") == {"k": text}
+        assert yaml.safe_load(f"{{k: {_scalar(text, flow=True)}}}") == {"k": text}
