@@ -416,6 +416,7 @@ def relevant_to_show_if(text: str, known: Mapping[str, _RefInfo]) -> dict[str, A
 
 _TYPES_SIMPLE = {
     "text": "free_text",
+    "string": "free_text",
     "integer": "number",
     "int": "number",
     "decimal": "number",
@@ -462,6 +463,8 @@ _REFUSED_TYPES: dict[str, str] = {
     "rank": "a chat cannot rank choices; use select_one or select_multiple",
     "begin repeat": "a chat survey asks each question once, so there are no repeats",
     "end repeat": "a chat survey asks each question once, so there are no repeats",
+    "begin_repeat": "a chat survey asks each question once, so there are no repeats",
+    "end_repeat": "a chat survey asks each question once, so there are no repeats",
     "select_one_from_file": "put the choices in the choices sheet instead of a file",
     "select_multiple_from_file": "put the choices in the choices sheet instead of a file",
     "select_one_external": "put the choices in the choices sheet instead",
@@ -535,7 +538,7 @@ _SETTINGS_IGNORED = (
     "clean_text_values",
     "auto_send",
     "auto_delete",
-    "omit_instanceID",
+    "omit_instanceid",
     "instance_id",
 )
 _CHOICES_BE_SAFE = ("flag",)
