@@ -1,6 +1,12 @@
 """Shared test wiring: database backends and the browser live in their own plugin modules."""
 
 import pytest
+from hypothesis import settings
+
+# No per-example time limit: timings belong in bench/, and a loaded CI machine would make
+# Hypothesis' default 200 ms deadline fail tests that are correct.
+settings.register_profile("besafe", deadline=None)
+settings.load_profile("besafe")
 
 pytest_plugins = ["tests.db_fixtures", "tests.browser_fixtures"]
 
