@@ -122,26 +122,28 @@ class PostgresLeaderLock:
             },
         )
         self._connection: Connection | None = None
+        self._held = False
 
     def try_acquire(self) -> bool:
-        self._close()
-        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        # A follower keeps its connection between attempts (no reconnect every few seconds).
+        if self._connection is None:
+            self._connection = self._engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
         try:
-            got = connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
-            ).scalar_one()
+            self._held = bool(
+                self._connection.execute(
+                    text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
+                ).scalar_one()
+            )
         except Exception:
-            connection.close()
+            self._close()
             raise
-        if got:
-            self._connection = connection
-            return True
-        connection.close()
-        return False
+        return self._held
 
     def still_held(self) -> bool:
         # A live session still holds its session-level lock: only unlock or disconnect end it.
-        if self._connection is None:
+        if self._connection is None or not self._held:
             return False
         try:
             self._connection.execute(text("SELECT 1")).scalar_one()
@@ -151,7 +153,7 @@ class PostgresLeaderLock:
         return True
 
     def release(self) -> None:
-        if self._connection is not None:
+        if self._connection is not None and self._held:
             try:
                 self._connection.execute(
                     text("SELECT pg_advisory_unlock(:key)"), {"key": self._key}
@@ -166,6 +168,7 @@ class PostgresLeaderLock:
             with contextlib.suppress(Exception):  # already broken
                 self._connection.close()
             self._connection = None
+        self._held = False
 
 
 class FileLeaderLock:
@@ -268,6 +271,7 @@ class JobScheduler:
         self._scheduler: AsyncIOScheduler | None = None
         self._executor: _Executor | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._lock_error_logged = False
 
     def bind(self, engine: Engine) -> None:
@@ -372,14 +376,16 @@ class JobScheduler:
         """Begin trying for leadership (call on the running loop)."""
         self.store  # noqa: B018 - fails early when not bound
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._lead(), name="scheduler-leader")
 
     async def stop(self) -> None:
         """Stop: let running jobs finish (briefly), stop the scheduler, release the lock."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Not cancelled mid-step: a lock taken in a worker thread after a cancel would
+            # never be released.
+            self._stopping.set()
+            await self._task
             self._task = None
         was_leader = self.is_leader
         await self._step_down(wait=True)
@@ -388,7 +394,7 @@ class JobScheduler:
             log.info("scheduler leader released")
 
     async def _lead(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             if self._scheduler is None:
                 try:
                     acquired = await asyncio.to_thread(self._lock.try_acquire)
@@ -413,7 +419,8 @@ class JobScheduler:
             else:
                 log.error("scheduler leader lost", extra={"pid": os.getpid()})
                 await self._step_down(wait=False)
-            await asyncio.sleep(self._retry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._retry)
 
     def _take_over(self) -> None:
         executor = _Executor(self)

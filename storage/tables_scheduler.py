@@ -4,7 +4,7 @@ Declared here with exactly the shape `apscheduler.jobstores.sqlalchemy.SQLAlchem
 gives it (id VARCHAR(191), next_run_time FLOAT(25) indexed, job_state BLOB/BYTEA), so
 that migration 0008 creates it, the migration test compares it like every other table, and
 APScheduler's own "create if missing" finds it there and does nothing.
-`tests/scheduler/test_scheduler_store.py` checks the two definitions still agree.
+`tests/scheduler/test_scheduler.py` checks that the two definitions still agree.
 
 A job's state is a pickle of a reference to `bot.scheduler.run_job` and plain arguments (a
 handler name, ids): nothing about a young person.

@@ -167,6 +167,10 @@ async def test_a_one_off_job_runs_once_with_its_arguments_and_is_idempotent_by_k
     await scheduler.at("campaign:7:open", soon + timedelta(hours=5), "open-campaign", 7, grace=60)
     await scheduler.at("campaign:7:open", soon, "open-campaign", 7, grace=60)  # replaces it
     assert list(scheduler.stored_jobs()) == ["campaign:7:open"]
+    await scheduler.at("campaign:8:open", soon, "open-campaign", 8, grace=60)
+    assert await scheduler.cancel("campaign:8:open") is True
+    assert await scheduler.cancel("campaign:8:open") is False
+    assert list(scheduler.stored_jobs()) == ["campaign:7:open"]
     scheduler.start()
     await until(lambda: calls.args == [(7,)], "the one-off run")
     await until(lambda: scheduler.stored_jobs() == {}, "the one-off gone")
