@@ -40,8 +40,11 @@ async def bench(url: str, future: int, due: int) -> None:
         if ran == due:
             done.set()
 
+    async def periodic() -> None:
+        return None
+
     for name, seconds in (("a", 30), ("b", 600), ("c", 600), ("d", 3600)):
-        scheduler.every(name, seconds, handler, grace=60, coalesce=True)
+        scheduler.every(name, seconds, periodic, grace=60, coalesce=True)
     scheduler.handle("one-off", handler)
     later = datetime.now(UTC) + timedelta(days=1)
     started = time.perf_counter()
@@ -63,18 +66,15 @@ async def bench(url: str, future: int, due: int) -> None:
         f"p99 {wake[int(len(wake) * 0.99) - 1]:.2f} ms"
     )
 
-    scheduler.start()
-    while not scheduler.is_leader:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.5)  # the periodic jobs' first runs
-    ran = 0
+    # Due now, stored while no leader runs (as after an outage): timed from the start.
     now = datetime.now(UTC)
     for i in range(due):
         await scheduler.at(f"due:{i}", now, "one-off", i, grace=3600)
     started = time.perf_counter()
+    scheduler.start()
     await asyncio.wait_for(done.wait(), timeout=600)
     took = time.perf_counter() - started
-    print(f"ran {due} due one-off jobs in {took:.2f} s: {due / took:,.0f} jobs/s")
+    print(f"leader start + {due} due one-off jobs run and removed: {took:.2f} s")
     await scheduler.stop()
     engine.dispose()
 
