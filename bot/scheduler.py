@@ -332,6 +332,10 @@ class JobScheduler:
         """
         if grace is not None and (not isinstance(grace, int) or grace <= 0):
             raise ValueError("grace must be None or a positive whole number of seconds")
+        if handler not in self._handlers:
+            raise ValueError(f"no handler {handler!r}: register it with handle() first")
+        if key in self._periodic:
+            raise ValueError(f"{key!r} is a periodic job's name; choose another key")
         moment = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
         job = Job(
             self._template,

@@ -73,6 +73,7 @@ def test_the_table_has_apschedulers_exact_shape() -> None:
 
 async def test_the_store_uses_the_migrated_table(database_url: str, engine: Engine) -> None:
     scheduler = make(database_url, engine)
+    scheduler.handle("h", Calls())
     await scheduler.at("k", datetime.now(UTC) + timedelta(hours=1), "h", 7, grace=60)
     with engine.connect() as connection:
         assert connection.execute(text(f"SELECT id FROM {JOBS_TABLE}")).scalars().all() == ["k"]
@@ -136,6 +137,7 @@ async def test_runs_missed_beyond_grace_are_skipped_and_logged(
     now = datetime.now(UTC)
     set_next_run(first, "hourly", now - timedelta(minutes=10))
     # Stored while no scheduler ran, due two minutes ago, with 30 s of grace.
+    first.handle("once", once)  # stopped: it only stores the job
     await first.at("late-one", now - timedelta(minutes=2), "once", 42, grace=30)
 
     again = make(database_url, engine)
@@ -272,3 +274,17 @@ def test_bad_declarations_are_refused() -> None:
         scheduler.every("x", 60, Calls(), grace=0, coalesce=True)
     with pytest.raises(RuntimeError, match="bind"):
         scheduler.stored_jobs()
+
+
+async def test_bad_one_off_jobs_are_refused(database_url: str, engine: Engine) -> None:
+    scheduler = make(database_url, engine)
+    scheduler.every("sweep", 60, Calls(), grace=60, coalesce=True)
+    scheduler.handle("open", Calls())
+    when = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(ValueError, match="no handler 'opne'"):
+        await scheduler.at("k", when, "opne", 1, grace=60)
+    with pytest.raises(ValueError, match="periodic job"):
+        await scheduler.at("sweep", when, "open", 1, grace=60)
+    with pytest.raises(ValueError, match="grace"):
+        await scheduler.at("k", when, "open", 1, grace=-5)
+    assert scheduler.stored_jobs() == {}
