@@ -207,6 +207,16 @@ class Settings(BaseSettings):
         "does); percentages then use the rounded counts.",
     )
 
+    # ---- scheduled jobs (bot/scheduler.py)
+    scheduler_leader_retry_seconds: float = Field(
+        5,
+        gt=0,
+        le=300,
+        description="How often a server that is not running the scheduled jobs tries to take "
+        "over (one server runs them; another takes over when it stops or dies), and how often "
+        "the one that runs them checks it still holds the lock.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

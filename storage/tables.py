@@ -318,7 +318,9 @@ ALL_TABLES: tuple[Table, ...] = (
 # Tables owned by later features live in their own modules (one migration each);
 # imported here so that the metadata and ALL_TABLES are complete.
 from storage.tables_review import TABLES as _REVIEW_TABLES  # noqa: E402
+from storage.tables_scheduler import TABLES as _SCHEDULER_TABLES  # noqa: E402
 from storage.tables_staff import TABLES as _STAFF_TABLES  # noqa: E402
 from storage.tables_telegram import TABLES as _TELEGRAM_TABLES  # noqa: E402
 
 ALL_TABLES = ALL_TABLES + _TELEGRAM_TABLES + _STAFF_TABLES + _REVIEW_TABLES
+ALL_TABLES = ALL_TABLES + _SCHEDULER_TABLES

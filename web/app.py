@@ -23,6 +23,7 @@ from aiohttp import web
 from bot.catalogue import Catalogue
 from bot.dispatcher import Dispatcher
 from bot.relay import Relay
+from bot.scheduler import JobScheduler
 from bot.screening_queue import SemanticQueue
 from bot.telegram.setup import setup_telegram
 from config.settings import Settings
@@ -32,8 +33,9 @@ from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from storage.db import WalCheckpointer, create_db_engine, migrate
 from storage.repository import Repository
+from storage.retention import run_retention
 from web.chat import security_headers_middleware, setup_chat
-from web.keys import DISPATCHER, RELAY, SETTINGS, WRITES
+from web.keys import DISPATCHER, RELAY, SCHEDULER, SETTINGS, WRITES
 from web.staff import setup_staff
 
 log = logging.getLogger("besafe.app")
@@ -45,11 +47,16 @@ REPOSITORY = web.AppKey("repository", Repository)
 # How often open campaigns are re-read, and abandoned surveys marked partial.
 CATALOGUE_REFRESH_SECONDS = 60.0
 EXPIRY_SWEEP_SECONDS = 600.0
+RETENTION_SECONDS = 3600.0  # storage/retention.py: what is kept only for a while
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=256 * 1024, middlewares=[security_headers_middleware])
     app[SETTINGS] = settings
+    # Before the setups: any of them may declare a scheduled job (bot/scheduler.py).
+    app[SCHEDULER] = JobScheduler.for_url(
+        settings.effective_database_url, retry_seconds=settings.scheduler_leader_retry_seconds
+    )
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
@@ -61,6 +68,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_chat(app)
     setup_telegram(app)  # after _core: needs its dispatcher and write queue
     setup_staff(app)
+    # Last: starts once every job is declared, stops before anything a job uses closes.
+    app.cleanup_ctx.append(_scheduler)
     return app
 
 
@@ -116,20 +125,31 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     )
     app[WRITES] = writes  # the Telegram channel (setup_telegram) starts after this
     timeout = timedelta(hours=settings.session_timeout_hours)
+    # Per process: each process's in-memory offers.
     jobs = [
         _every(
             CATALOGUE_REFRESH_SECONDS,
             "catalogue refresh",
             lambda: loop.run_in_executor(executor, catalogue.refresh, utcnow()),
         ),
-        _every(
-            EXPIRY_SWEEP_SECONDS,
-            "expiry sweep",
-            lambda: loop.run_in_executor(
-                executor, repository.expire_stale_responses, utcnow() - timeout
-            ),
-        ),
     ]
+    # Cluster-wide, on the scheduler's leader. Grace of one interval and coalescing: sweeps
+    # missed while no server ran are made up by one run at start; each is idempotent.
+    scheduler = app[SCHEDULER]
+    scheduler.every(
+        "expiry-sweep",
+        EXPIRY_SWEEP_SECONDS,
+        lambda: repository.expire_stale_responses(utcnow() - timeout),
+        grace=int(EXPIRY_SWEEP_SECONDS),
+        coalesce=True,
+    )
+    scheduler.every(
+        "retention",
+        RETENTION_SECONDS,
+        lambda: run_retention(repository),
+        grace=int(RETENTION_SECONDS),
+        coalesce=True,
+    )
     tasks = [asyncio.create_task(job) for job in jobs]
     # Everything made at start-up lives as long as the process: move it out of the
     # collector's reach, so full collections under load don't rescan it (tail latency).
@@ -152,6 +172,16 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
             checkpointer.stop()
         engine.dispose()
         log.info("stopped cleanly")
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    scheduler = app[SCHEDULER]
+    scheduler.bind(app[REPOSITORY].engine)
+    scheduler.start()
+    try:
+        yield
+    finally:
+        await scheduler.stop()
 
 
 async def _semantic_queue(

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from bot.messages import InboundMessage
 from bot.relay import Relay
+from bot.scheduler import JobScheduler
 from config.settings import Settings
 from storage.batching import WriteBatcher
 from surveys.events import Say
@@ -34,3 +35,6 @@ class StaffReplies(Protocol):
 
 # Set by the review queue at start-up (web/staff/review_relay.py); absent: no staff replies.
 CHAT_UPDATES = web.AppKey("chat_updates", StaffReplies)
+
+# Scheduled jobs (bot/scheduler.py): made by create_app, so any setup may declare a job.
+SCHEDULER = web.AppKey("scheduler", JobScheduler)

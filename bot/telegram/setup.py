@@ -10,14 +10,13 @@ Application sees anything, and answers only once the update is handled.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -29,19 +28,15 @@ from bot.telegram.channel import POLL_TIMEOUT, TelegramChannel, webhook_secret
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender
 from config.settings import Settings
-from storage import telegram as store
 from storage.clock import utcnow
-from storage.repository import UnitOfWork
 from web.keys import DISPATCHER, RELAY, SETTINGS, WRITES
 
 log = logging.getLogger("besafe.telegram")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_UPDATE_BYTES = 256 * 1024
-MAINTENANCE_SECONDS = 600.0
 SEND_CONNECTIONS = 32  # Bot API connections for sending (the sender keeps to this many calls)
-CLOSED_KEPT = timedelta(days=1)  # answered question messages, so a late tap is known stale
-GIVEN_UP_KEPT = timedelta(days=7)  # failed and uncertain sends, for whoever looks into them
+# Old outbox rows are purged by the scheduled retention job (storage/retention.py).
 
 
 @dataclass
@@ -161,31 +156,13 @@ async def _run(
         "telegram channel ready",
         extra={"mode": settings.telegram_mode, "bot": channel.bot.username},
     )
-    tasks = [asyncio.create_task(_maintenance(channel))]
-    if not webhook:
-        tasks.append(asyncio.create_task(channel.poll()))
+    tasks = [] if webhook else [asyncio.create_task(channel.poll())]
     try:
         await asyncio.gather(*tasks)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _maintenance(channel: TelegramChannel) -> None:
-    writes = channel._writes
-    while True:
-        await asyncio.sleep(MAINTENANCE_SECONDS)
-        now = utcnow()
-        closed, given_up = now - CLOSED_KEPT, now - GIVEN_UP_KEPT
-        try:
-            await writes.run(functools.partial(_purge, closed=closed, given_up=given_up))
-        except Exception:
-            log.exception("telegram outbox purge failed")
-
-
-def _purge(uow: UnitOfWork, *, closed: datetime, given_up: datetime) -> int:
-    return store.purge_outbox(uow, closed, given_up)
 
 
 # ---------------------------------------------------------------- the webhook route

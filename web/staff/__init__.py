@@ -6,18 +6,15 @@ middleware (sessions, CSRF) and registers every /staff route.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import AsyncIterator
-from contextlib import suppress
 from datetime import timedelta
 
 from aiohttp import web
 
 from storage.staff import delete_expired_sessions
-from web.keys import SETTINGS
+from web.keys import SCHEDULER, SETTINGS
 from web.staff.accounts import setup_accounts
 from web.staff.auth import STAFF_KEY, STAFF_NAV, STAFF_SERVER_SECRET, staff_middleware
 from web.staff.reports import setup_reports
@@ -34,7 +31,14 @@ def setup_staff(app: web.Application) -> None:
     secret = app[SETTINGS].secret_bytes()
     app[STAFF_SERVER_SECRET] = secret
     app[STAFF_KEY] = hmac.new(secret, b"besafe staff csrf v1", hashlib.sha256).digest()
-    app.cleanup_ctx.append(_session_sweeper)
+    # On the scheduler's leader; grace of one interval, coalesced (one sweep does it all).
+    app[SCHEDULER].every(
+        "staff-session-sweep",
+        SESSION_SWEEP_SECONDS,
+        lambda: _sweep_sessions(app),
+        grace=int(SESSION_SWEEP_SECONDS),
+        coalesce=True,
+    )
     setup_accounts(app)
     setup_review(app)
     setup_reports(app)
@@ -44,32 +48,14 @@ def setup_staff(app: web.Application) -> None:
 SESSION_SWEEP_SECONDS = 600.0
 
 
-async def _session_sweeper(app: web.Application) -> AsyncIterator[None]:
-    """Delete expired staff sessions now and then (an expired one is refused anyway)."""
-    task = asyncio.create_task(_sweep_sessions(app))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-
-
-async def _sweep_sessions(app: web.Application) -> None:
+def _sweep_sessions(app: web.Application) -> int:
+    """Delete expired staff sessions (an expired one is refused anyway); how many."""
     from web.app import REPOSITORY
 
-    settings = app[SETTINGS]
-    idle = timedelta(minutes=settings.staff_session_idle_minutes)
-    while True:
-        try:
-            count = await asyncio.to_thread(
-                app[REPOSITORY].run,
-                lambda uow: delete_expired_sessions(
-                    uow.connection, now=uow.now, idle_before=uow.now - idle
-                ),
-            )
-            if count:
-                log.info("expired staff sessions deleted", extra={"count": count})
-        except Exception:
-            log.exception("staff session sweep failed")
-        await asyncio.sleep(SESSION_SWEEP_SECONDS)
+    idle = timedelta(minutes=app[SETTINGS].staff_session_idle_minutes)
+    count = app[REPOSITORY].run(
+        lambda uow: delete_expired_sessions(uow.connection, now=uow.now, idle_before=uow.now - idle)
+    )
+    if count:
+        log.info("expired staff sessions deleted", extra={"count": count})
+    return count

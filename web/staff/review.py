@@ -31,7 +31,7 @@ from storage.repository import UnitOfWork
 from storage.tables_review import REFERRAL_DESTINATIONS
 from surveys.text import clean_text
 from web.chat import SECURITY_HEADERS
-from web.keys import RELAY, SETTINGS
+from web.keys import RELAY, SCHEDULER, SETTINGS
 from web.staff.alerts import AlertJob, TelegramAlerts
 from web.staff.auth import (
     client_address,
@@ -120,10 +120,12 @@ async def _review_background(app: web.Application) -> AsyncIterator[None]:
         log.info("staff alerts are logged only: no Telegram token or alert chat configured")
     job = AlertJob(repository, settings, sender)
     app[ALERT_JOB] = job
-    tasks = [
-        asyncio.create_task(feed.run()),
-        asyncio.create_task(_every(settings.alert_check_seconds, job)),
-    ]
+    # On the scheduler's leader. No grace limit: an alert or escalation check is never
+    # skipped, however late; coalesced, as one run covers every flag. Idempotent (staff_alerts).
+    app[SCHEDULER].every(
+        "staff-alerts", settings.alert_check_seconds, job.run_once, grace=None, coalesce=True
+    )
+    tasks = [asyncio.create_task(feed.run())]  # per process: this process's event streams
     try:
         yield
     finally:
@@ -135,15 +137,6 @@ async def _review_background(app: web.Application) -> AsyncIterator[None]:
                 await task
         if sender is not None:
             await sender.close()
-
-
-async def _every(seconds: float, job: AlertJob) -> None:
-    while True:
-        try:
-            await job.run_once()
-        except Exception:
-            log.exception("background job failed", extra={"job": "staff alerts"})
-        await asyncio.sleep(seconds)
 
 
 async def _close_streams(app: web.Application) -> None:
