@@ -35,6 +35,7 @@ from storage.repository import Repository
 from web.chat import security_headers_middleware, setup_chat
 from web.keys import DISPATCHER, RELAY, SETTINGS, WRITES
 from web.staff import setup_staff
+from web.staff.campaigns import campaign_sweep
 
 log = logging.getLogger("besafe.app")
 
@@ -45,6 +46,7 @@ REPOSITORY = web.AppKey("repository", Repository)
 # How often open campaigns are re-read, and abandoned surveys marked partial.
 CATALOGUE_REFRESH_SECONDS = 60.0
 EXPIRY_SWEEP_SECONDS = 600.0
+CAMPAIGN_SWEEP_SECONDS = 30.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -121,6 +123,12 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
             CATALOGUE_REFRESH_SECONDS,
             "catalogue refresh",
             lambda: loop.run_in_executor(executor, catalogue.refresh, utcnow()),
+        ),
+        # Campaign opening and closing on time (issue 6); the scheduler service takes it over.
+        _every(
+            CAMPAIGN_SWEEP_SECONDS,
+            "campaign transitions",
+            lambda: loop.run_in_executor(executor, campaign_sweep, repository, catalogue),
         ),
         _every(
             EXPIRY_SWEEP_SECONDS,
