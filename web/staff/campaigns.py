@@ -16,6 +16,7 @@ import asyncio
 import io
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -215,6 +216,21 @@ def _form_values(form: MultiDictProxy[Any] | None, plan: CampaignPlan | None) ->
     }
 
 
+# Form inputs -> the plan fields they make.
+_FORM_FIELDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("title",), ("title",)),
+    (("survey",), ("survey_id", "survey_version")),
+    (("opens",), ("opens_at",)),
+    (("closes",), ("closes_at",)),
+    (("key_stages", "years", "schools", "areas", "channels"), ("audience",)),
+    (("invitation_text",), ("invitation_text",)),
+    (("reminder_text",), ("reminder_text",)),
+    (("reminder_times",), ("reminder_times",)),
+    (("send_spread_minutes",), ("send_spread_minutes",)),
+    (("target_responses",), ("target_responses",)),
+)
+
+
 def _list(text: str) -> list[str]:
     return [part.strip() for part in re.split(r"[,\n]", text) if part.strip()]
 
@@ -345,32 +361,27 @@ async def campaign_edit(request: web.Request) -> web.Response:
     campaign = await _campaign(request, code)
     form = await request.post()
     values = _form_values(form, None)
+    # A field not sent (the form disables those the state does not allow) keeps its stored
+    # value exactly, not re-read from its minute-precision text.
     stored = _form_values(None, campaign.plan)
-    # Fields the state does not allow are disabled in the form (so not sent): keep them.
-    for name, field in (
-        ("survey", "survey_id"),
-        ("opens", "opens_at"),
-        ("closes", "closes_at"),
-        ("invitation_text", "invitation_text"),
-        ("reminder_text", "reminder_text"),
-        ("reminder_times", "reminder_times"),
-        ("send_spread_minutes", "send_spread_minutes"),
-        ("target_responses", "target_responses"),
-        ("title", "title"),
-    ):
-        if name not in form and not _editable(campaign.status, field):
-            values[name] = stored[name]
-    if not _editable(campaign.status, "audience") and not any(
-        name in form for name in ("years", "schools", "areas")
-    ):
-        for name in ("key_stages", "years", "schools", "areas", "channels"):
-            values[name] = stored[name]
+    kept: dict[str, Any] = {}
+    for names, fields in _FORM_FIELDS:
+        if any(name in form for name in names):
+            continue
+        kept.update({f: getattr(campaign.plan, f) for f in fields})
+        for name in names:
+            values[name] = [] if name in ("key_stages", "channels") else ""
+    if "survey_id" in kept:
+        values["survey"] = f"{campaign.plan.survey_id}:{campaign.plan.survey_version}"
     try:
-        plan = plan_from_form(values, code=code)
+        plan = replace(plan_from_form(values, code=code), **kept)
         await asyncio.to_thread(
             store.edit_campaign, repository_of(request), code, plan, _actor(request)
         )
     except (CampaignError, AudienceError) as error:
+        for names, fields in _FORM_FIELDS:
+            if fields[0] in kept:
+                values.update({name: stored[name] for name in names})
         return await _form_page(
             request, values, campaign=campaign, error=_sentence(error), status=400
         )
