@@ -25,7 +25,6 @@ from storage.tables import campaigns
 from surveys.audience import Audience
 from surveys.campaigns import FINISH_GRACE, CampaignError, CampaignPlan
 from surveys.definition import load_survey_file
-from surveys.events import EngineContext, Offer
 from surveys.progress import build_progress
 
 ACTOR = store.Actor(1, "203.0.113.9")
@@ -263,20 +262,3 @@ def test_progress_counts_in_sql(repository: Repository, catalogue: Catalogue) ->
     assert rows["Year 8"][0] is None  # 2 started: hidden (a 0 is shown, as in reports)
     with pytest.raises(UnknownCampaign):
         read(repository, lambda c: progress_counts(c, "nope"))
-
-
-def test_a_closing_offer_lets_only_those_who_started_finish() -> None:
-    survey = load_survey_file(SHIPPED_SURVEYS_DIR / "bullying.yaml").survey
-    assert survey is not None
-    from surveys.engine import step
-
-    closing = EngineContext(offers=(Offer("abw-2026", survey, "ABW", closing=True),))
-    fresh = step(None, _start("abw-2026"), closing)
-    assert "has closed" in " ".join(say.text for say in fresh.outputs)
-    assert not fresh.effects
-
-
-def _start(code: str):  # type: ignore[no-untyped-def]
-    from surveys.events import CommandIn
-
-    return CommandIn("start", code)
