@@ -3,15 +3,21 @@ actions and what young people are offered, links and QR codes, poster, progress,
 
 from __future__ import annotations
 
+import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import update
 
 from config.settings import Settings
+from storage.clock import utcnow
+from storage.tables import campaigns
 from tests.staff.conftest import ClientMaker, StaffSession, login_as
-from web.app import CATALOGUE, create_app
+from web.app import CATALOGUE, REPOSITORY, create_app
+from web.staff.campaigns import campaign_sweep
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -239,3 +245,30 @@ async def test_progress_json_counts_only(client: TestClient) -> None:
     assert data["target"] == 50 and data["threshold"] == 5
     assert "/staff/queue" not in await (await client.get("/staff/campaigns/abw-2026")).text()
     assert (await client.get("/staff/campaigns/nope-nope/progress.json")).status == 404
+
+
+async def test_the_periodic_sweep_opens_a_scheduled_campaign_for_young_people(
+    client: TestClient,
+) -> None:
+    session = await login_as(client, "facilitator")
+    await create(client, session)
+    response = await client.post(
+        "/staff/campaigns/abw-2026/schedule", data=session.form(), allow_redirects=False
+    )
+    assert response.status == 303
+    repository = client.app[REPOSITORY]
+    catalogue = client.app[CATALOGUE]
+    assert await asyncio.to_thread(campaign_sweep, repository, catalogue) == []
+    # Its opening time comes (moved back rather than waiting for it).
+    await asyncio.to_thread(
+        repository.run,
+        lambda uow: uow.connection.execute(
+            update(campaigns)
+            .where(campaigns.c.code == "abw-2026")
+            .values(opens_at=utcnow() - timedelta(minutes=1))
+        ),
+    )
+    made = await asyncio.to_thread(campaign_sweep, repository, catalogue)
+    assert made == [("abw-2026", "scheduled", "open")]
+    assert "abw-2026" in offered(client)
+    assert await asyncio.to_thread(campaign_sweep, repository, catalogue) == []
