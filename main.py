@@ -18,8 +18,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:  # the campaign commands' types; imported lazily at run time
+    from sqlalchemy import Engine
+
+    from storage.campaigns import Campaign
+    from storage.repository import Repository
+    from surveys.campaigns import CampaignPlan
 
 
 def _settings_or_exit() -> Settings:
@@ -258,7 +266,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- campaigns (issue 6)
 
 
-def _campaign_repository() -> tuple[object, object]:
+def _campaign_repository() -> tuple[Engine, Repository]:
     from storage.db import create_db_engine, migrate
     from storage.repository import Repository
 
@@ -274,14 +282,14 @@ def _campaign_repository() -> tuple[object, object]:
     return engine, repository
 
 
-def _campaign_plan(args: argparse.Namespace, repository: object) -> object:
+def _campaign_plan(args: argparse.Namespace, repository: Repository) -> CampaignPlan:
     from storage.campaigns import stored_surveys
     from storage.clock import utcnow
     from surveys.audience import Audience
     from surveys.campaigns import CampaignError, CampaignPlan, parse_london
 
     survey_id, _, version_text = args.survey.partition(":")
-    versions = [v for sid, v, _ in stored_surveys(repository) if sid == survey_id]  # type: ignore[arg-type]
+    versions = [v for sid, v, _ in stored_surveys(repository) if sid == survey_id]
     if version_text:
         if not version_text.isdigit():
             raise CampaignError(f"the survey version {version_text!r} is not a number")
@@ -316,12 +324,12 @@ def _campaign_plan(args: argparse.Namespace, repository: object) -> object:
     )
 
 
-def _print_campaign(campaign: object) -> None:
+def _print_campaign(campaign: Campaign) -> None:
     from surveys.campaigns import STATE_LABELS, format_london
 
-    plan = campaign.plan  # type: ignore[attr-defined]
+    plan = campaign.plan
     print(f"{plan.code}: {plan.title}")
-    print(f"  state:      {STATE_LABELS.get(campaign.status, campaign.status)}")  # type: ignore[attr-defined]
+    print(f"  state:      {STATE_LABELS.get(campaign.status, campaign.status)}")
     print(f"  survey:     {plan.survey_id} version {plan.survey_version}")
     print(f"  opens:      {format_london(plan.opens_at)}")
     print(f"  closes:     {format_london(plan.closes_at, empty='no closing time')}")
@@ -345,12 +353,12 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     action = args.campaign_command
     try:
         if action == "create":
-            created = store.create_campaign(repository, _campaign_plan(args, repository), actor)  # type: ignore[arg-type]
+            created = store.create_campaign(repository, _campaign_plan(args, repository), actor)
             print(f"created draft campaign {created.code!r}")
             _print_campaign(created)
             print(f"open it with: python main.py campaign open {created.code}")
         elif action == "list":
-            found = store.list_campaigns(repository)  # type: ignore[arg-type]
+            found = store.list_campaigns(repository)
             if not found:
                 print("no campaigns yet")
             for campaign in found:
@@ -361,13 +369,13 @@ def cmd_campaign(args: argparse.Namespace) -> int:
                     f" {campaign.plan.title}"
                 )
         elif action in ACTIONS:
-            moved = store.transition_campaign(repository, args.code, ACTIONS[action], actor)  # type: ignore[arg-type]
+            moved = store.transition_campaign(repository, args.code, ACTIONS[action], actor)
             print(f"{moved.code}: now {STATE_LABELS[moved.status].lower()}")
             if moved.status == "open":
                 print("  young people are offered it within a minute (a running server's refresh)")
         elif action == "status":
-            campaign = store.get_campaign(repository, args.code)  # type: ignore[arg-type]
-            counts = read(repository, lambda c: progress_counts(c, args.code))  # type: ignore[arg-type]
+            campaign = store.get_campaign(repository, args.code)
+            counts = read(repository, lambda c: progress_counts(c, args.code))
             _print_campaign(campaign)
             target = campaign.plan.target_responses
             rate = f"{round(counts.completed / counts.started * 100)}%" if counts.started else "-"
@@ -385,7 +393,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         print(f"campaign {action}: {error}", file=sys.stderr)
         return 1
     finally:
-        engine.dispose()  # type: ignore[attr-defined]
+        engine.dispose()
     return 0
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Row
@@ -34,6 +36,7 @@ from surveys.campaigns import (
 )
 
 log = logging.getLogger("besafe.storage.campaigns")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -178,10 +181,10 @@ def stored_surveys(repository: Repository) -> list[tuple[str, int, str]]:
     return _read(repository, work)
 
 
-def _read(repository: Repository, work):  # type: ignore[no-untyped-def]
-    from storage.review import read
-
-    return read(repository, work)
+def _read(repository: Repository, work: Callable[[Connection], T]) -> T:
+    """A read-only transaction (no writer lock on SQLite)."""
+    with repository.engine.connect() as connection, connection.begin():
+        return work(connection)
 
 
 # ---------------------------------------------------------------- writes
