@@ -16,6 +16,7 @@ import asyncio
 import io
 import logging
 import re
+import time
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -64,6 +65,8 @@ QR_FORMATS = {"png": "image/png", "svg": "image/svg+xml"}
 _CODE_IN_URL = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _SURVEY_CHOICE = re.compile(r"(?P<id>[A-Za-z0-9_]{1,100}):(?P<version>[0-9]{1,6})")
 PROGRESS_REFRESH_SECONDS = 10
+PROGRESS_CACHE_SECONDS = 3.0
+PROGRESS_CACHE = web.AppKey("campaign_progress_cache", dict)
 
 
 def setup_campaigns(app: web.Application) -> None:
@@ -85,6 +88,7 @@ def setup_campaigns(app: web.Application) -> None:
         "/staff/campaigns/{code}/{action}", campaign_action, name="staff-campaign-action"
     )
     register_nav(app, "Campaigns", "/staff/campaigns", CAMPAIGN_ROLES)
+    app[PROGRESS_CACHE] = {}
 
 
 def campaign_sweep(repository: Repository, catalogue: Catalogue) -> list[tuple[str, str, str]]:
@@ -419,6 +423,13 @@ def _sentence(error: Exception) -> str:
 
 
 async def _progress(request: web.Request, code: str) -> dict[str, Any]:
+    """The figures, counted at most every PROGRESS_CACHE_SECONDS per campaign: every open
+    campaign page polls, and a large campaign takes a fraction of a second to count."""
+    cache = request.app[PROGRESS_CACHE]
+    now = time.monotonic()
+    cached = cache.get(code)
+    if cached is not None and now - cached[0] < PROGRESS_CACHE_SECONDS:
+        return cached[1]
     settings = request.app[SETTINGS]
     try:
         counts = await asyncio.to_thread(
@@ -426,11 +437,15 @@ async def _progress(request: web.Request, code: str) -> dict[str, Any]:
         )
     except UnknownCampaign:
         raise web.HTTPNotFound(text="No campaign has this code.") from None
-    return build_progress(
+    shown = build_progress(
         counts,
         threshold=settings.report_suppression_threshold,
         rounding=settings.report_rounding,
     )
+    if len(cache) > 100:
+        cache.clear()
+    cache[code] = (now, shown)
+    return shown
 
 
 async def _campaign_view(
