@@ -9,6 +9,7 @@ python main.py user add --role R --username U [--password-stdin]   create a staf
 python main.py audit verify         check the audit log's hash chain
 python main.py report CODE --format html|csv|xlsx|json --output FILE   a board report
 python main.py classify             screen lines from stdin (JSON {id, text} or plain), JSON out
+python main.py campaign create|list|schedule|open|close|archive|status   campaigns (London times)
 """
 
 from __future__ import annotations
@@ -18,8 +19,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:  # the campaign commands' types; imported lazily at run time
+    from sqlalchemy import Engine
+
+    from storage.campaigns import Campaign
+    from storage.repository import Repository
+    from surveys.campaigns import CampaignPlan
 
 
 def _settings_or_exit() -> Settings:
@@ -294,6 +303,184 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- campaigns (issue 6)
+
+
+def _campaign_repository() -> tuple[Engine, Repository]:
+    from storage.db import create_db_engine, migrate
+    from storage.repository import Repository
+
+    settings = _settings_or_exit()
+    url = settings.effective_database_url
+    migrate(url)
+    engine = create_db_engine(url)
+    repository = Repository(engine)
+    # As the server does at start-up: the survey files are stored (and so can be chosen).
+    from bot.catalogue import Catalogue
+
+    Catalogue(repository).load_directory(settings.surveys_dir)
+    return engine, repository
+
+
+def _campaign_plan(args: argparse.Namespace, repository: Repository) -> CampaignPlan:
+    from storage.campaigns import stored_surveys
+    from storage.clock import utcnow
+    from surveys.audience import Audience
+    from surveys.campaigns import CampaignError, CampaignPlan, parse_london
+
+    survey_id, _, version_text = args.survey.partition(":")
+    versions = [v for sid, v, _ in stored_surveys(repository) if sid == survey_id]
+    if version_text:
+        if not version_text.isdigit():
+            raise CampaignError(f"the survey version {version_text!r} is not a number")
+        version = int(version_text)
+    elif versions:
+        version = max(versions)
+    else:
+        raise CampaignError(
+            f"no stored survey {survey_id!r}: python main.py survey list shows the surveys"
+        )
+    return CampaignPlan(
+        code=args.code,
+        title=args.title,
+        survey_id=survey_id,
+        survey_version=version,
+        opens_at=parse_london(args.opens, "opening time")
+        if args.opens
+        else utcnow().replace(microsecond=0),
+        closes_at=parse_london(args.closes, "closing time") if args.closes else None,
+        audience=Audience.build(
+            key_stages=args.key_stage,
+            years=args.year,
+            schools=args.school,
+            areas=args.area,
+            channels=args.channel,
+        ),
+        invitation_text=args.invitation,
+        reminder_text=args.reminder_text,
+        reminder_times=tuple(parse_london(t, "reminder time") for t in args.reminder),
+        send_spread_minutes=args.spread_minutes,
+        target_responses=args.target,
+    )
+
+
+def _print_campaign(campaign: Campaign) -> None:
+    from surveys.campaigns import STATE_LABELS, format_london
+
+    plan = campaign.plan
+    print(f"{plan.code}: {plan.title}")
+    print(f"  state:      {STATE_LABELS.get(campaign.status, campaign.status)}")
+    print(f"  survey:     {plan.survey_id} version {plan.survey_version}")
+    print(f"  opens:      {format_london(plan.opens_at)}")
+    print(f"  closes:     {format_london(plan.closes_at, empty='no closing time')}")
+    print(f"  audience:   {plan.audience.describe()}")
+    if plan.reminder_times:
+        times = "; ".join(format_london(t) for t in plan.reminder_times)
+        print(f"  reminders:  {times}")
+
+
+def cmd_campaign(args: argparse.Namespace) -> int:
+    """create | list | schedule | open | close | archive | status."""
+    from storage import campaigns as store
+    from storage.campaign_progress import progress_counts
+    from storage.repository import UnknownCampaign
+    from storage.review import read
+    from surveys.audience import AudienceError
+    from surveys.campaigns import ACTIONS, STATE_LABELS, CampaignError, format_london
+
+    engine, repository = _campaign_repository()
+    actor = store.Actor(None, "cli")
+    action = args.campaign_command
+    try:
+        if action == "create":
+            created = store.create_campaign(repository, _campaign_plan(args, repository), actor)
+            print(f"created draft campaign {created.code!r}")
+            _print_campaign(created)
+            print(f"open it with: python main.py campaign open {created.code}")
+        elif action == "list":
+            found = store.list_campaigns(repository)
+            if not found:
+                print("no campaigns yet")
+            for campaign in found:
+                print(
+                    f"{campaign.code:<28} {STATE_LABELS.get(campaign.status, campaign.status):<10}"
+                    f" {format_london(campaign.plan.opens_at):<28}"
+                    f" {format_london(campaign.plan.closes_at, empty='-'):<28}"
+                    f" {campaign.plan.title}"
+                )
+        elif action in ACTIONS:
+            moved = store.transition_campaign(repository, args.code, ACTIONS[action], actor)
+            print(f"{moved.code}: now {STATE_LABELS[moved.status].lower()}")
+            if moved.status == "open":
+                print("  young people are offered it within a minute (a running server's refresh)")
+        elif action == "status":
+            campaign = store.get_campaign(repository, args.code)
+            counts = read(repository, lambda c: progress_counts(c, args.code))
+            _print_campaign(campaign)
+            target = campaign.plan.target_responses
+            rate = f"{round(counts.completed / counts.started * 100)}%" if counts.started else "-"
+            print(f"  started:    {counts.started}")
+            print(f"  completed:  {counts.completed} (completion rate {rate})")
+            if target:
+                share = min(100, round(counts.completed / target * 100))
+                bar = "#" * (share // 5) + "." * (20 - share // 5)
+                print(f"  target:     {counts.completed} of {target} [{bar}] {share}%")
+            print(f"  flags:      {counts.flags} raised (counts only)")
+    except UnknownCampaign as error:
+        print(f"campaign {action}: {error}", file=sys.stderr)
+        return 1
+    except (CampaignError, AudienceError) as error:
+        print(f"campaign {action}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _add_campaign_commands(commands: argparse._SubParsersAction) -> None:
+    campaign = commands.add_parser(
+        "campaign", help="campaigns: create, list, schedule, open, close, archive, status"
+    )
+    actions = campaign.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="create a draft campaign (times are London time, YYYY-MM-DD HH:MM)"
+    )
+    create.add_argument("--code", required=True, help="join code: lowercase letters, digits, -")
+    create.add_argument("--title", required=True)
+    create.add_argument(
+        "--survey", required=True, metavar="ID[:VERSION]", help="default: newest stored version"
+    )
+    create.add_argument("--opens", help="London time; default now")
+    create.add_argument("--closes", help="London time; default no closing time")
+    create.add_argument("--invitation", help="sent to opted-in young people when it opens")
+    create.add_argument("--reminder-text")
+    create.add_argument(
+        "--reminder", action="append", default=[], metavar="TIME", help="London time; repeat"
+    )
+    create.add_argument("--target", type=int, help="target number of responses")
+    create.add_argument("--spread-minutes", type=int, default=0, help="spread large sends")
+    create.add_argument("--key-stage", action="append", default=[], help="KS2..KS5; repeat")
+    create.add_argument("--year", action="append", type=int, default=[], help="3..13; repeat")
+    create.add_argument("--school", action="append", default=[])
+    create.add_argument("--area", action="append", default=[])
+    create.add_argument("--channel", action="append", default=[], help="telegram or web")
+    create.set_defaults(func=cmd_campaign)
+    actions.add_parser("list", help="every campaign with its state and times").set_defaults(
+        func=cmd_campaign
+    )
+    for name, words in (
+        ("schedule", "open it automatically at its opening time"),
+        ("unschedule", "back to draft"),
+        ("open", "open now"),
+        ("close", "close now (those mid-survey may finish within two hours)"),
+        ("archive", "keep for the record; no more changes"),
+        ("status", "state, started and completed against the target, flags raised"),
+    ):
+        parser = actions.add_parser(name, help=words)
+        parser.add_argument("code", metavar="CODE")
+        parser.set_defaults(func=cmd_campaign)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
@@ -374,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules-only", action="store_true", help="stage 1 only, even if stage 2 is installed"
     )
     classify.set_defaults(func=cmd_classify)
+    _add_campaign_commands(commands)
     return parser
 
 

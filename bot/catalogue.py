@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from storage.campaigns import finishing_campaigns
 from storage.repository import Repository, SurveyVersionConflict
 from surveys.definition import Problem, load_survey_dir, survey_from_dict, survey_to_dict
 from surveys.events import Offer
@@ -105,6 +106,16 @@ class Catalogue:
                 continue
             survey = survey_from_dict(json.loads(record.definition_json))
             offers.append(Offer(code=campaign.code, survey=survey, title=campaign.title))
+        # Closed within the grace: only for finishing a survey already started (engine).
+        listed = {offer.code for offer in offers}
+        for campaign in finishing_campaigns(self._repository, now):
+            record = definitions.get((campaign.survey_id, campaign.survey_version))
+            if record is None or campaign.code in listed:
+                continue
+            survey = survey_from_dict(json.loads(record.definition_json))
+            offers.append(
+                Offer(code=campaign.code, survey=survey, title=campaign.title, closing=True)
+            )
         offers.sort(key=lambda offer: offer.title)
         with self._lock:
             self._offers = tuple(offers)

@@ -206,6 +206,18 @@ class Settings(BaseSettings):
         description="Round the counts shown in board reports to the nearest 5 (as NHS Digital "
         "does); percentages then use the rounded counts.",
     )
+    # ---- campaigns (issue 6): join links and QR codes
+    telegram_bot_username: str = Field(
+        "",
+        pattern=r"^@?([A-Za-z][A-Za-z0-9_]{3,31})?$",
+        description="The bot's Telegram username (without @), for campaign deep links "
+        "`https://t.me/<username>?start=<code>` and their QR codes. Empty: no Telegram link.",
+    )
+    public_base_url: str = Field(
+        "",
+        description="Public address of the web chat for campaign links and QR codes, e.g. "
+        "`https://besafe.example.org`. Empty means BESAFE_STAFF_BASE_URL, else http://HOST:PORT.",
+    )
 
     # ---- scheduled jobs (bot/scheduler.py)
     scheduler_leader_retry_seconds: float = Field(

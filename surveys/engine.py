@@ -489,6 +489,8 @@ class _Turn:
                 continue
             seen.add(offer.code)
             in_progress = offer.code in self.st["responses"]
+            if offer.closing and not in_progress:
+                continue
             if in_progress or offer.survey.audience.admits(self.st["school_year"]):
                 offers.append(offer)
         return offers
@@ -613,6 +615,11 @@ class _Turn:
             self.say(f"Welcome back to \u201c{offer.title}\u201d. Let's carry on.")
             self.ask(self._current_question())
             return
+        if offer.closing:
+            self.leave_current()
+            self.say(f"Sorry, \u201c{offer.title}\u201d has closed. Thank you for wanting to help!")
+            self.menu()
+            return
         if not offer.survey.audience.admits(self.st["school_year"]):
             self.leave_current()
             self.say(
@@ -674,6 +681,12 @@ class _Turn:
 
     def begin(self, *, again: bool = False) -> None:
         code = self.code or ""
+        offer = self.ctx.offer(code)
+        if offer is not None and offer.closing and code not in self.st["responses"]:
+            self._go_idle()  # it closed while they read the welcome
+            self.say(f"Sorry, \u201c{offer.title}\u201d has just closed. Thank you anyway! 💙")
+            self.menu()
+            return
         survey = self.survey()
         if again:
             self.eff.append(ResponseErased(code))

@@ -70,6 +70,8 @@ class Offer:
     code: str
     survey: Survey
     title: str
+    # Its campaign has closed: only those who already started may finish (within a grace).
+    closing: bool = False
 
 
 @dataclass(frozen=True)

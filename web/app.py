@@ -37,6 +37,7 @@ from storage.retention import run_retention
 from web.chat import security_headers_middleware, setup_chat
 from web.keys import DISPATCHER, RELAY, SCHEDULER, SETTINGS, WRITES
 from web.staff import setup_staff
+from web.staff.campaigns import campaign_sweep
 
 log = logging.getLogger("besafe.app")
 
@@ -48,6 +49,7 @@ REPOSITORY = web.AppKey("repository", Repository)
 CATALOGUE_REFRESH_SECONDS = 60.0
 EXPIRY_SWEEP_SECONDS = 600.0
 RETENTION_SECONDS = 3600.0  # storage/retention.py: what is kept only for a while
+CAMPAIGN_SWEEP_SECONDS = 30.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -148,6 +150,16 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
         RETENTION_SECONDS,
         lambda: run_retention(repository),
         grace=int(RETENTION_SECONDS),
+        coalesce=True,
+    )
+    # Campaigns open and close on time (issue 6). No grace: the sweep catches up to "now",
+    # so running late is always better than skipping. It also refreshes this process's
+    # offers at once; the others see the change at their next catalogue refresh.
+    scheduler.every(
+        "campaign-transitions",
+        CAMPAIGN_SWEEP_SECONDS,
+        lambda: campaign_sweep(repository, catalogue),
+        grace=None,
         coalesce=True,
     )
     tasks = [asyncio.create_task(job) for job in jobs]

@@ -449,6 +449,30 @@
     });
   }
 
+  // A campaign link (/?c=<join code>, from a poster's QR code) starts that survey;
+  // the code is then taken out of the address so that a reload just resumes.
+  function joinOrResume() {
+    var code = null;
+    try {
+      code = new URLSearchParams(window.location.search).get("c");
+    } catch (ignored) { /* an old browser: resume as usual */ }
+    if (!code || !/^[A-Za-z0-9_-]{1,100}$/.test(code)) {
+      resume();
+      return;
+    }
+    try {
+      window.history.replaceState(null, "", window.location.pathname);
+    } catch (ignored) { /* the code stays in the address; harmless */ }
+    send(API_MESSAGE, { command: "start", arg: code }, function (result) {
+      if (result.ok) {
+        showMessages(result.messages);
+        focusInput();
+      } else {
+        resume();
+      }
+    });
+  }
+
   // ------------------------------------------------------------ the message box
 
   function resizeInput() {
@@ -561,6 +585,6 @@
     }
   });
   scrollToShow(null);
-  resume();
+  joinOrResume();
   window.setTimeout(pollUpdates, 1000);
 }());
