@@ -63,6 +63,11 @@ def _survey(connection: Connection, survey_id: str, version: int) -> Survey:
 
 
 _GROUPS = "report_groups"  # temporary: response id -> group number and grouping answers
+# What one grouped count reads: table, the column counted by, SQLite's covering index.
+_COUNTED = {
+    "answers": ("status", "ix_answers_campaign_id_question_id_status_response_id"),
+    "answer_choices": ("value", "ix_answer_choices_campaign_id_question_id_value_response_id"),
+}
 
 
 def _group_responses(connection: Connection, campaign_id: int, dims: tuple[str, ...]) -> None:
@@ -70,7 +75,8 @@ def _group_responses(connection: Connection, campaign_id: int, dims: tuple[str, 
 
     One row per response (its id as the key), the grouping answers and a dense
     group number, so that the big counts join each answer to one row by key and
-    group by a small integer.
+    group by a small integer. The grouping answers come from one pass over the
+    campaign's choice rows of those questions (a pivot), not a join per question.
     """
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_GROUPS}")
     value_columns = "".join(f", v{i} VARCHAR(200)" for i in range(len(dims)))
@@ -78,20 +84,20 @@ def _group_responses(connection: Connection, campaign_id: int, dims: tuple[str, 
         f"CREATE TEMPORARY TABLE {_GROUPS} "
         f"(response_id INTEGER PRIMARY KEY, g INTEGER NOT NULL{value_columns})"
     )
-    joins = "".join(
-        f" LEFT JOIN answer_choices d{i} ON d{i}.response_id = r.id AND d{i}.question_id = :dim{i}"
-        for i in range(len(dims))
+    pivot = ", ".join(
+        f"max(CASE WHEN question_id = :dim{i} THEN value END) AS v{i}" for i in range(len(dims))
     )
-    values = "".join(f", d{i}.value AS v{i}" for i in range(len(dims)))
-    names = "".join(f", v{i}" for i in range(len(dims)))
-    order = ", ".join(f"v{i}" for i in range(len(dims))) or "response_id"
-    rank = f"dense_rank() OVER (ORDER BY {order})" if dims else "1"
+    wanted = ", ".join(f":dim{i}" for i in range(len(dims)))
+    names = ", ".join(f"v{i}" for i in range(len(dims)))
+    picked = ", ".join(f"d.v{i}" for i in range(len(dims)))
     connection.execute(
         text(
-            f"INSERT INTO {_GROUPS} (response_id, g{names}) "
-            f"SELECT response_id, {rank}{names} FROM "
-            f"(SELECT r.id AS response_id{values} FROM responses r{joins} "
-            f"WHERE r.campaign_id = :campaign) grouped"
+            f"INSERT INTO {_GROUPS} (response_id, g, {names}) "
+            f"SELECT r.id, dense_rank() OVER (ORDER BY {picked}), {picked} FROM responses r "
+            f"LEFT JOIN (SELECT response_id, {pivot} FROM answer_choices "
+            f"WHERE campaign_id = :campaign AND question_id IN ({wanted}) "
+            f"GROUP BY response_id) d ON d.response_id = r.id "
+            f"WHERE r.campaign_id = :campaign"
         ),
         {"campaign": campaign_id, **{f"dim{i}": dim for i, dim in enumerate(dims)}},
     )
@@ -99,69 +105,81 @@ def _group_responses(connection: Connection, campaign_id: int, dims: tuple[str, 
         connection.exec_driver_sql(f"ANALYZE {_GROUPS}")
 
 
-def _grouped_counts(
-    connection: Connection, table: str, column: str, index: str
-) -> list[tuple[str, str, int, int]]:
-    """(question_id, `column`, group number, count) over the grouped responses.
+def _counts(
+    connection: Connection, campaign_id: int, grouped: bool
+) -> dict[str, list[tuple[str, str, int, int]]]:
+    """table -> (question_id, status or value, group number, count) for one campaign.
 
-    PostgreSQL: one hash join and hash aggregate. SQLite sorts GROUP BY keys,
-    slowly when they are text, so it walks the covering index `index` one
-    (question, value) pair at a time and groups by the integer group only.
+    `grouped`: by the groups in the temporary table; otherwise all in group 1.
+    Both tables are read through their campaign-led indexes, so other
+    campaigns' answers cost nothing. PostgreSQL: one statement, a hash join and
+    hash aggregate per table. SQLite sorts GROUP BY keys, slowly when they are
+    text, so for grouped counts it walks the covering index one (question,
+    value) pair at a time and groups by the integer group only.
     """
-    if connection.dialect.name != "sqlite":
-        return [
-            (row[0], row[1], int(row[2]), int(row[3]))
-            for row in connection.exec_driver_sql(
-                f"SELECT t.question_id, t.{column}, g.g, count(*) FROM {table} t "
-                f"JOIN {_GROUPS} g ON g.response_id = t.response_id GROUP BY 1, 2, 3"
-            )
-        ]
-    pairs = connection.exec_driver_sql(
-        f"SELECT DISTINCT question_id, {column} FROM {table} INDEXED BY {index}"
-    ).all()
-    found: list[tuple[str, str, int, int]] = []
-    for question_id, value in pairs:
-        rows = connection.exec_driver_sql(
-            f"SELECT g.g, count(*) FROM {table} t INDEXED BY {index} "
-            f"JOIN {_GROUPS} g ON g.response_id = t.response_id "
-            f"WHERE t.question_id = ? AND t.{column} = ? GROUP BY 1",
-            (question_id, value),
+    found: dict[str, list[tuple[str, str, int, int]]] = {table: [] for table in _COUNTED}
+    join = f" JOIN {_GROUPS} g ON g.response_id = t.response_id" if grouped else ""
+    group = "g.g" if grouped else "1"
+    if connection.dialect.name != "sqlite" or not grouped:
+        statement = " UNION ALL ".join(
+            f"SELECT '{table}', t.question_id, t.{column}, {group}, count(*) FROM {table} t"
+            f"{join} WHERE t.campaign_id = :campaign GROUP BY t.question_id, t.{column}"
+            + (", g.g" if grouped else "")
+            for table, (column, _) in _COUNTED.items()
         )
-        found.extend((question_id, value, int(group), int(count)) for group, count in rows)
+        for table, question_id, value, number, count in connection.execute(
+            text(statement), {"campaign": campaign_id}
+        ):
+            found[table].append((question_id, value, int(number), int(count)))
+        return found
+    for table, (column, index) in _COUNTED.items():
+        pairs = connection.exec_driver_sql(
+            f"SELECT DISTINCT question_id, {column} FROM {table} INDEXED BY {index} "
+            "WHERE campaign_id = ?",
+            (campaign_id,),
+        ).all()
+        for question_id, value in pairs:
+            rows = connection.exec_driver_sql(
+                f"SELECT g.g, count(*) FROM {table} t INDEXED BY {index}{join} "
+                f"WHERE t.campaign_id = ? AND t.question_id = ? AND t.{column} = ? GROUP BY 1",
+                (campaign_id, question_id, value),
+            )
+            found[table].extend((question_id, value, int(g), int(count)) for g, count in rows)
     return found
 
 
 def cube(connection: Connection, campaign_id: int, dimensions: Sequence[str]) -> Cube:
     """Counts for one campaign grouped by the answers to `dimensions` (single-choice ids)."""
     dims = tuple(dimensions)
-    _group_responses(connection, campaign_id, dims)
-    try:
-        names = "".join(f", v{i}" for i in range(len(dims)))
-        keys: dict[int, GroupKey] = {}
-        respondents: dict[GroupKey, int] = {}
-        for row in connection.exec_driver_sql(
-            f"SELECT g, count(*){names} FROM {_GROUPS} GROUP BY g{names}"
-        ):
-            keys[int(row[0])] = tuple(row[2:])
-            respondents[tuple(row[2:])] = int(row[1])
-        counted_answers = {
-            (question_id, status, keys[group]): count
-            for question_id, status, group, count in _grouped_counts(
-                connection, "answers", "status", "ix_answers_question_id_status_response_id"
-            )
-        }
-        counted_choices = {
-            (question_id, value, keys[group]): count
-            for question_id, value, group, count in _grouped_counts(
-                connection,
-                "answer_choices",
-                "value",
-                "ix_answer_choices_question_id_value_response_id",
-            )
-        }
-    finally:
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_GROUPS}")
-    return Cube(dims, respondents, counted_answers, counted_choices)
+    if not dims:  # one group: no temporary table, no join
+        in_campaign = responses.c.campaign_id == campaign_id
+        respondents = connection.execute(
+            select(func.count()).select_from(responses).where(in_campaign)
+        ).scalar_one()
+        keys: dict[int, GroupKey] = {1: ()}
+        sizes = {(): int(respondents)} if respondents else {}
+        counted = _counts(connection, campaign_id, grouped=False)
+    else:
+        _group_responses(connection, campaign_id, dims)
+        try:
+            names = "".join(f", v{i}" for i in range(len(dims)))
+            keys, sizes = {}, {}
+            for row in connection.exec_driver_sql(
+                f"SELECT g, count(*){names} FROM {_GROUPS} GROUP BY g{names}"
+            ):
+                keys[int(row[0])] = tuple(row[2:])
+                sizes[tuple(row[2:])] = int(row[1])
+            counted = _counts(connection, campaign_id, grouped=True)
+        finally:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_GROUPS}")
+    return Cube(
+        dims,
+        sizes,
+        *(
+            {(question_id, value, keys[group]): count for question_id, value, group, count in rows}
+            for rows in counted.values()
+        ),
+    )
 
 
 def number_distributions(
@@ -172,9 +190,8 @@ def number_distributions(
         return {}
     rows = connection.execute(
         select(answers.c.question_id, answers.c.number, func.count())
-        .select_from(answers.join(responses, responses.c.id == answers.c.response_id))
         .where(
-            responses.c.campaign_id == campaign_id,
+            answers.c.campaign_id == campaign_id,
             answers.c.question_id.in_(list(question_ids)),
             answers.c.status == "answered",
             answers.c.number.is_not(None),
