@@ -160,6 +160,11 @@ def cube(connection: Connection, campaign_id: int, dimensions: Sequence[str]) ->
         sizes = {(): int(respondents)} if respondents else {}
         counted = _counts(connection, campaign_id, grouped=False)
     else:
+        if connection.dialect.name == "postgresql":
+            # For this transaction only: the group sort and the hash aggregates fit in
+            # memory instead of spilling to disk, and a one-off query is not worth JIT.
+            connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+            connection.exec_driver_sql("SET LOCAL jit = off")
         _group_responses(connection, campaign_id, dims)
         try:
             names = "".join(f", v{i}" for i in range(len(dims)))
@@ -239,7 +244,10 @@ def flag_counts(connection: Connection, campaign_id: int) -> FlagCounts:
 
 
 def campaign_counts(connection: Connection, code: str) -> CampaignCounts:
-    """Every count a campaign's board report needs, in a handful of GROUP BY queries."""
+    """Every count a campaign's board report needs, in a handful of GROUP BY queries
+    (and the quotes a safeguarding lead approved, the only text a report holds)."""
+    from storage.quotes import approved_quotes  # imports this module
+
     campaign = _campaign_row(connection, code)
     survey = _survey(connection, campaign.survey_id, campaign.survey_version)
     dimensions = tuple(q.id for q in survey.questions if q.dimension is not None)
@@ -261,6 +269,7 @@ def campaign_counts(connection: Connection, code: str) -> CampaignCounts:
         cube=cube(connection, campaign.id, dimensions),
         numbers=numbers,
         flags=flag_counts(connection, campaign.id),
+        quotes=approved_quotes(connection, campaign.id, survey),
     )
 
 
