@@ -46,7 +46,41 @@ _INDEXES = {
 }
 
 
+_SAVED = "saved_answer_choices_0009"
+
+
+def _save_choices() -> bool:
+    """SQLite rebuilds a table to change a column (copy, DROP, rename), and dropping
+    `answers` deletes every choice row through their ON DELETE CASCADE (foreign keys
+    are on, and cannot be turned off inside the migration's transaction). So the
+    choice rows are kept aside first and put back after (`_restore_choices`)."""
+    if op.get_bind().dialect.name != "sqlite":
+        return False
+    op.execute(
+        f"CREATE TEMPORARY TABLE {_SAVED} AS "
+        "SELECT response_id, question_id, value FROM answer_choices"
+    )
+    return True
+
+
+def _restore_choices(with_campaign: bool) -> None:
+    op.execute("DELETE FROM answer_choices")
+    if with_campaign:
+        op.execute(
+            "INSERT INTO answer_choices (response_id, question_id, value, campaign_id) "
+            "SELECT s.response_id, s.question_id, s.value, r.campaign_id "
+            f"FROM {_SAVED} s JOIN responses r ON r.id = s.response_id"
+        )
+    else:
+        op.execute(
+            "INSERT INTO answer_choices (response_id, question_id, value) "
+            f"SELECT response_id, question_id, value FROM {_SAVED}"
+        )
+    op.execute(f"DROP TABLE {_SAVED}")
+
+
 def upgrade() -> None:
+    saved = _save_choices()
     for table, ((old, _), (new, columns)) in _INDEXES.items():
         op.drop_index(old, table_name=table)
         with op.batch_alter_table(table) as batch:
@@ -59,6 +93,8 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.alter_column("campaign_id", existing_type=sa.Integer(), nullable=False)
         op.create_index(new, table, columns)
+    if saved:
+        _restore_choices(with_campaign=True)
 
     op.create_table(
         "report_quotes",
@@ -89,8 +125,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_report_quotes_campaign_id", table_name="report_quotes")
     op.drop_table("report_quotes")
+    saved = _save_choices()
     for table, ((old, old_columns), (new, _)) in _INDEXES.items():
         op.drop_index(new, table_name=table)
         with op.batch_alter_table(table) as batch:
             batch.drop_column("campaign_id")
         op.create_index(old, table, old_columns)
+    if saved:
+        _restore_choices(with_campaign=False)
