@@ -95,6 +95,7 @@ async def test_a_lead_approves_and_withdraws_a_quote(
     assert 'id="choose-quotes"' in await report.text()
     page = await staff_client.get(QUOTES)
     assert page.status == 200
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     html = await page.text()
     assert KIND in html and ESCAPED_XSS in html and "<script>alert" not in html
     assert "I am fine now" not in html  # its writer had a flag
