@@ -52,9 +52,21 @@ def _free_text(survey: Survey) -> dict[str, str]:
     return {q.id: q.report_label for q in survey.questions if q.type == "free_text"}
 
 
-def _offered(campaign_id: int, question_ids: list[str]) -> Any:
-    """Answers that may be offered, with the approval's hash (None: not approved)."""
+def _offered(campaign_id: int, question_ids: list[str], *, approved_only: bool = False) -> Any:
+    """Answers that may be offered, with the approval's hash (None: not approved).
+
+    `approved_only`: start from the campaign's approvals (a report reads a few
+    rows, not every free-text answer of the campaign).
+    """
     never_flagged = ~exists().where(flags.c.respondent_id == responses.c.respondent_id)
+    if approved_only:
+        source = report_quotes.join(answers, answers.c.id == report_quotes.c.answer_id).join(
+            responses, responses.c.id == answers.c.response_id
+        )
+    else:
+        source = answers.join(responses, responses.c.id == answers.c.response_id).outerjoin(
+            report_quotes, report_quotes.c.answer_id == answers.c.id
+        )
     return (
         select(
             answers.c.id,
@@ -62,11 +74,7 @@ def _offered(campaign_id: int, question_ids: list[str]) -> Any:
             answers.c.value_json,
             report_quotes.c.text_sha256,
         )
-        .select_from(
-            answers.join(responses, responses.c.id == answers.c.response_id).outerjoin(
-                report_quotes, report_quotes.c.answer_id == answers.c.id
-            )
-        )
+        .select_from(source)
         .where(
             answers.c.campaign_id == campaign_id,
             answers.c.question_id.in_(question_ids),
@@ -166,7 +174,9 @@ def approved_quotes(connection: Connection, campaign_id: int, survey: Survey) ->
     if not labels:
         return ()
     rows = connection.execute(
-        _offered(campaign_id, list(labels)).where(report_quotes.c.answer_id.is_not(None))
+        _offered(campaign_id, list(labels), approved_only=True).where(
+            report_quotes.c.campaign_id == campaign_id
+        )
     )
     return report_order(
         c.text for c in (_candidate(row, labels) for row in rows) if c is not None and c.approved
