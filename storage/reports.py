@@ -34,20 +34,21 @@ from surveys.report_data import (
     GroupKey,
 )
 
+# The columns of `CampaignInfo`, in its order.
+_CAMPAIGN = (
+    campaigns.c.id,
+    campaigns.c.code,
+    campaigns.c.title,
+    campaigns.c.survey_id,
+    campaigns.c.survey_version,
+    campaigns.c.status,
+    campaigns.c.opens_at,
+    campaigns.c.closes_at,
+)
+
 
 def _campaign_row(connection: Connection, code: str) -> CampaignInfo:
-    row = connection.execute(
-        select(
-            campaigns.c.id,
-            campaigns.c.code,
-            campaigns.c.title,
-            campaigns.c.survey_id,
-            campaigns.c.survey_version,
-            campaigns.c.status,
-            campaigns.c.opens_at,
-            campaigns.c.closes_at,
-        ).where(campaigns.c.code == code)
-    ).first()
+    row = connection.execute(select(*_CAMPAIGN).where(campaigns.c.code == code)).first()
     if row is None:
         raise UnknownCampaign(code)
     return CampaignInfo(*row)
@@ -299,16 +300,7 @@ def earlier_campaigns(connection: Connection, code: str) -> list[CampaignInfo]:
     """Campaigns of the same survey (any version) that opened before this one, oldest first."""
     campaign = _campaign_row(connection, code)
     rows = connection.execute(
-        select(
-            campaigns.c.id,
-            campaigns.c.code,
-            campaigns.c.title,
-            campaigns.c.survey_id,
-            campaigns.c.survey_version,
-            campaigns.c.status,
-            campaigns.c.opens_at,
-            campaigns.c.closes_at,
-        )
+        select(*_CAMPAIGN)
         .where(
             campaigns.c.survey_id == campaign.survey_id,
             campaigns.c.id != campaign.id,
@@ -341,16 +333,7 @@ def campaign_codes(repository: Repository) -> list[CampaignInfo]:
 
     def work(connection: Connection) -> list[CampaignInfo]:
         rows = connection.execute(
-            select(
-                campaigns.c.id,
-                campaigns.c.code,
-                campaigns.c.title,
-                campaigns.c.survey_id,
-                campaigns.c.survey_version,
-                campaigns.c.status,
-                campaigns.c.opens_at,
-                campaigns.c.closes_at,
-            ).order_by(campaigns.c.opens_at.desc(), campaigns.c.id.desc())
+            select(*_CAMPAIGN).order_by(campaigns.c.opens_at.desc(), campaigns.c.id.desc())
         )
         return [CampaignInfo(*row) for row in rows]
 
