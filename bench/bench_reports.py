@@ -8,7 +8,8 @@ PostgreSQL), then times `storage.reports.campaign_counts` and the whole report
 and CPU time (this process plus the local PostgreSQL's processes, from /proc),
 which on a loaded machine is the better guess at the time on an idle core.
 
-    .venv/bin/python bench/bench_reports.py [--answers N] [--backend sqlite|postgresql|both]
+    .venv/bin/python bench/bench_reports.py [--answers N] [--other-answers N]
+                                            [--backend sqlite|postgresql|both]
                                             [--database-url URL]
 
 Targets (issue 7): under 2 s on SQLite, under 1 s on PostgreSQL.
@@ -44,6 +45,7 @@ from surveys.definition import load_survey_file, survey_to_dict
 from surveys.model import Survey
 
 CODE = "bench-bullying"
+OTHER_CODE = "bench-bullying-other"
 
 
 def fake_answers(
@@ -92,8 +94,10 @@ def fake_answers(
     return rows
 
 
-def generate(url: str, target_answers: int, seed: int = 7) -> int:
-    """Fill a migrated database with one campaign of about `target_answers` answers."""
+def generate(url: str, target_answers: int, seed: int = 7, other_answers: int = 0) -> int:
+    """Fill a migrated database with one campaign of about `target_answers` answers
+    (and another campaign of the same survey with about `other_answers`, which the
+    report must not read: its time should not grow with other campaigns' answers)."""
     survey = load_survey_file(SHIPPED_SURVEYS_DIR / "bullying.yaml").survey
     assert survey is not None
     engine = create_db_engine(url)
@@ -101,12 +105,15 @@ def generate(url: str, target_answers: int, seed: int = 7) -> int:
     definition = json.dumps(survey_to_dict(survey))
     repository.save_survey(survey, definition, "0" * 64)
     repository.ensure_campaign(CODE, survey.id, survey.version, survey.title)
+    repository.ensure_campaign(OTHER_CODE, survey.id, survey.version, survey.title)
     rng = random.Random(seed)
     now = utcnow()
     respondent_rows, response_rows, answer_rows, choice_rows = [], [], [], []
     person = 0
-    while len(answer_rows) < target_answers:
+    counted = 0  # answers of the reported campaign
+    while len(answer_rows) < target_answers + other_answers:
         person += 1
+        code = CODE if len(answer_rows) < target_answers else OTHER_CODE
         given = fake_answers(survey, rng)
         respondent_rows.append(
             {
@@ -122,7 +129,7 @@ def generate(url: str, target_answers: int, seed: int = 7) -> int:
             {
                 "id": person,
                 "respondent_id": person,
-                "campaign_id": 1,
+                "campaign_id": code,  # replaced by the id below
                 "survey_id": survey.id,
                 "survey_version": survey.version,
                 "status": status,
@@ -131,9 +138,11 @@ def generate(url: str, target_answers: int, seed: int = 7) -> int:
                 "completed_at": now if status == "completed" else None,
             }
         )
+        counted += len(given) if code == CODE else 0
         for question_id, answer_status, value, number, chosen in given:
             answer_rows.append(
                 {
+                    "campaign_id": code,
                     "response_id": person,
                     "question_id": question_id,
                     "status": answer_status,
@@ -143,18 +152,18 @@ def generate(url: str, target_answers: int, seed: int = 7) -> int:
                 }
             )
             choice_rows.extend(
-                {"response_id": person, "question_id": question_id, "value": item}
+                {
+                    "campaign_id": code,
+                    "response_id": person,
+                    "question_id": question_id,
+                    "value": item,
+                }
                 for item in chosen
             )
     with engine.begin() as connection:
-        campaign_id = connection.exec_driver_sql(
-            "SELECT id FROM campaigns WHERE code = %s"
-            if engine.dialect.name == "postgresql"
-            else "SELECT id FROM campaigns WHERE code = ?",
-            (CODE,),
-        ).scalar_one()
-        for row in response_rows:
-            row["campaign_id"] = campaign_id
+        ids = dict(connection.exec_driver_sql("SELECT code, id FROM campaigns").all())
+        for row in (*response_rows, *answer_rows, *choice_rows):
+            row["campaign_id"] = ids[row["campaign_id"]]
         if engine.dialect.name == "postgresql":
             raw = connection.connection.dbapi_connection
             assert raw is not None
@@ -185,7 +194,7 @@ def generate(url: str, target_answers: int, seed: int = 7) -> int:
                 connection.execute(table.insert(), rows)
             connection.exec_driver_sql("ANALYZE")
     engine.dispose()
-    return len(answer_rows)
+    return counted
 
 
 def _ticks(pid: int, children: bool = False) -> int:
@@ -276,6 +285,12 @@ def database(backend: str, given: str | None) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, default=1_000_000)
+    parser.add_argument(
+        "--other-answers",
+        type=int,
+        default=0,
+        help="answers of another campaign stored alongside (the report must not read them)",
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--database-url")
     parser.add_argument("--runs", type=int, default=5)
@@ -285,9 +300,12 @@ def main() -> None:
         with database(backend, args.database_url) as url:
             migrate(url)
             started = time.perf_counter()
-            made = generate(url, args.answers)
+            made = generate(url, args.answers, other_answers=args.other_answers)
             took = time.perf_counter() - started
-            print(f"{backend}: generated {made:,} answers in {took:.1f} s")
+            print(
+                f"{backend}: generated {made:,} answers (and {args.other_answers:,} of another "
+                f"campaign) in {took:.1f} s"
+            )
             counts_times, report_times, cpu_times, server_times = time_report(url, args.runs)
             print(
                 f"{backend}: SQL aggregation median {statistics.median(counts_times):.3f} s "

@@ -34,20 +34,21 @@ from surveys.report_data import (
     GroupKey,
 )
 
+# The columns of `CampaignInfo`, in its order.
+_CAMPAIGN = (
+    campaigns.c.id,
+    campaigns.c.code,
+    campaigns.c.title,
+    campaigns.c.survey_id,
+    campaigns.c.survey_version,
+    campaigns.c.status,
+    campaigns.c.opens_at,
+    campaigns.c.closes_at,
+)
+
 
 def _campaign_row(connection: Connection, code: str) -> CampaignInfo:
-    row = connection.execute(
-        select(
-            campaigns.c.id,
-            campaigns.c.code,
-            campaigns.c.title,
-            campaigns.c.survey_id,
-            campaigns.c.survey_version,
-            campaigns.c.status,
-            campaigns.c.opens_at,
-            campaigns.c.closes_at,
-        ).where(campaigns.c.code == code)
-    ).first()
+    row = connection.execute(select(*_CAMPAIGN).where(campaigns.c.code == code)).first()
     if row is None:
         raise UnknownCampaign(code)
     return CampaignInfo(*row)
@@ -63,35 +64,57 @@ def _survey(connection: Connection, survey_id: str, version: int) -> Survey:
 
 
 _GROUPS = "report_groups"  # temporary: response id -> group number and grouping answers
+# What one grouped count reads: table, the column counted by, SQLite's covering index.
+_COUNTED = {
+    "answers": ("status", "ix_answers_campaign_id_question_id_status_response_id"),
+    "answer_choices": ("value", "ix_answer_choices_campaign_id_question_id_value_response_id"),
+}
 
 
 def _group_responses(connection: Connection, campaign_id: int, dims: tuple[str, ...]) -> None:
     """Fill the temporary table of this campaign's responses with their group.
 
-    One row per response (its id as the key), the grouping answers and a dense
+    One row per response (its id), the grouping answers and a dense
     group number, so that the big counts join each answer to one row by key and
     group by a small integer.
     """
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_GROUPS}")
     value_columns = "".join(f", v{i} VARCHAR(200)" for i in range(len(dims)))
+    # SQLite looks each answer's response up by key (its rowid); PostgreSQL hashes the
+    # table for the join and would only pay to maintain an index (a third of this step).
+    key = "PRIMARY KEY" if connection.dialect.name == "sqlite" else "NOT NULL"
     connection.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {_GROUPS} "
-        f"(response_id INTEGER PRIMARY KEY, g INTEGER NOT NULL{value_columns})"
+        f"(response_id INTEGER {key}, g INTEGER NOT NULL{value_columns})"
     )
-    joins = "".join(
-        f" LEFT JOIN answer_choices d{i} ON d{i}.response_id = r.id AND d{i}.question_id = :dim{i}"
-        for i in range(len(dims))
-    )
-    values = "".join(f", d{i}.value AS v{i}" for i in range(len(dims)))
-    names = "".join(f", v{i}" for i in range(len(dims)))
-    order = ", ".join(f"v{i}" for i in range(len(dims))) or "response_id"
-    rank = f"dense_rank() OVER (ORDER BY {order})" if dims else "1"
+    names = ", ".join(f"v{i}" for i in range(len(dims)))
+    if connection.dialect.name == "sqlite":
+        # A lookup per response and question in the choices' primary key: SQLite would
+        # sort the pivot below by response first, which costs twice as much.
+        joins = "".join(
+            f" LEFT JOIN answer_choices d{i} ON d{i}.response_id = r.id"
+            f" AND d{i}.question_id = :dim{i}"
+            for i in range(len(dims))
+        )
+        values = ", ".join(f"d{i}.value AS v{i}" for i in range(len(dims)))
+        source = f"SELECT r.id AS response_id, {values} FROM responses r{joins}"
+    else:
+        # One pass over the campaign's choice rows of the grouping questions.
+        pivot = ", ".join(
+            f"max(CASE WHEN question_id = :dim{i} THEN value END) AS v{i}" for i in range(len(dims))
+        )
+        wanted = ", ".join(f":dim{i}" for i in range(len(dims)))
+        source = (
+            f"SELECT r.id AS response_id, {names} FROM responses r "
+            f"LEFT JOIN (SELECT response_id, {pivot} FROM answer_choices "
+            f"WHERE campaign_id = :campaign AND question_id IN ({wanted}) "
+            "GROUP BY response_id) d ON d.response_id = r.id"
+        )
     connection.execute(
         text(
-            f"INSERT INTO {_GROUPS} (response_id, g{names}) "
-            f"SELECT response_id, {rank}{names} FROM "
-            f"(SELECT r.id AS response_id{values} FROM responses r{joins} "
-            f"WHERE r.campaign_id = :campaign) grouped"
+            f"INSERT INTO {_GROUPS} (response_id, g, {names}) "
+            f"SELECT response_id, dense_rank() OVER (ORDER BY {names}), {names} "
+            f"FROM ({source} WHERE r.campaign_id = :campaign) grouped"
         ),
         {"campaign": campaign_id, **{f"dim{i}": dim for i, dim in enumerate(dims)}},
     )
@@ -99,69 +122,86 @@ def _group_responses(connection: Connection, campaign_id: int, dims: tuple[str, 
         connection.exec_driver_sql(f"ANALYZE {_GROUPS}")
 
 
-def _grouped_counts(
-    connection: Connection, table: str, column: str, index: str
-) -> list[tuple[str, str, int, int]]:
-    """(question_id, `column`, group number, count) over the grouped responses.
+def _counts(
+    connection: Connection, campaign_id: int, grouped: bool
+) -> dict[str, list[tuple[str, str, int, int]]]:
+    """table -> (question_id, status or value, group number, count) for one campaign.
 
-    PostgreSQL: one hash join and hash aggregate. SQLite sorts GROUP BY keys,
-    slowly when they are text, so it walks the covering index `index` one
-    (question, value) pair at a time and groups by the integer group only.
+    `grouped`: by the groups in the temporary table; otherwise all in group 1.
+    Both tables are read through their campaign-led indexes, so other
+    campaigns' answers cost nothing. PostgreSQL: one statement, a hash join and
+    hash aggregate per table. SQLite sorts GROUP BY keys, slowly when they are
+    text, so for grouped counts it walks the covering index one (question,
+    value) pair at a time and groups by the integer group only.
     """
-    if connection.dialect.name != "sqlite":
-        return [
-            (row[0], row[1], int(row[2]), int(row[3]))
-            for row in connection.exec_driver_sql(
-                f"SELECT t.question_id, t.{column}, g.g, count(*) FROM {table} t "
-                f"JOIN {_GROUPS} g ON g.response_id = t.response_id GROUP BY 1, 2, 3"
-            )
-        ]
-    pairs = connection.exec_driver_sql(
-        f"SELECT DISTINCT question_id, {column} FROM {table} INDEXED BY {index}"
-    ).all()
-    found: list[tuple[str, str, int, int]] = []
-    for question_id, value in pairs:
-        rows = connection.exec_driver_sql(
-            f"SELECT g.g, count(*) FROM {table} t INDEXED BY {index} "
-            f"JOIN {_GROUPS} g ON g.response_id = t.response_id "
-            f"WHERE t.question_id = ? AND t.{column} = ? GROUP BY 1",
-            (question_id, value),
+    found: dict[str, list[tuple[str, str, int, int]]] = {table: [] for table in _COUNTED}
+    join = f" JOIN {_GROUPS} g ON g.response_id = t.response_id" if grouped else ""
+    group = "g.g" if grouped else "1"
+    if connection.dialect.name != "sqlite" or not grouped:
+        statement = " UNION ALL ".join(
+            f"SELECT '{table}', t.question_id, t.{column}, {group}, count(*) FROM {table} t"
+            f"{join} WHERE t.campaign_id = :campaign GROUP BY t.question_id, t.{column}"
+            + (", g.g" if grouped else "")
+            for table, (column, _) in _COUNTED.items()
         )
-        found.extend((question_id, value, int(group), int(count)) for group, count in rows)
+        for table, question_id, value, number, count in connection.execute(
+            text(statement), {"campaign": campaign_id}
+        ):
+            found[table].append((question_id, value, int(number), int(count)))
+        return found
+    for table, (column, index) in _COUNTED.items():
+        pairs = connection.exec_driver_sql(
+            f"SELECT DISTINCT question_id, {column} FROM {table} INDEXED BY {index} "
+            "WHERE campaign_id = ?",
+            (campaign_id,),
+        ).all()
+        for question_id, value in pairs:
+            rows = connection.exec_driver_sql(
+                f"SELECT g.g, count(*) FROM {table} t INDEXED BY {index}{join} "
+                f"WHERE t.campaign_id = ? AND t.question_id = ? AND t.{column} = ? GROUP BY 1",
+                (campaign_id, question_id, value),
+            )
+            found[table].extend((question_id, value, int(g), int(count)) for g, count in rows)
     return found
 
 
 def cube(connection: Connection, campaign_id: int, dimensions: Sequence[str]) -> Cube:
     """Counts for one campaign grouped by the answers to `dimensions` (single-choice ids)."""
     dims = tuple(dimensions)
-    _group_responses(connection, campaign_id, dims)
-    try:
-        names = "".join(f", v{i}" for i in range(len(dims)))
-        keys: dict[int, GroupKey] = {}
-        respondents: dict[GroupKey, int] = {}
-        for row in connection.exec_driver_sql(
-            f"SELECT g, count(*){names} FROM {_GROUPS} GROUP BY g{names}"
-        ):
-            keys[int(row[0])] = tuple(row[2:])
-            respondents[tuple(row[2:])] = int(row[1])
-        counted_answers = {
-            (question_id, status, keys[group]): count
-            for question_id, status, group, count in _grouped_counts(
-                connection, "answers", "status", "ix_answers_question_id_status_response_id"
-            )
-        }
-        counted_choices = {
-            (question_id, value, keys[group]): count
-            for question_id, value, group, count in _grouped_counts(
-                connection,
-                "answer_choices",
-                "value",
-                "ix_answer_choices_question_id_value_response_id",
-            )
-        }
-    finally:
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_GROUPS}")
-    return Cube(dims, respondents, counted_answers, counted_choices)
+    if not dims:  # one group: no temporary table, no join
+        in_campaign = responses.c.campaign_id == campaign_id
+        respondents = connection.execute(
+            select(func.count()).select_from(responses).where(in_campaign)
+        ).scalar_one()
+        keys: dict[int, GroupKey] = {1: ()}
+        sizes = {(): int(respondents)} if respondents else {}
+        counted = _counts(connection, campaign_id, grouped=False)
+    else:
+        if connection.dialect.name == "postgresql":
+            # For this transaction only: the group sort and the hash aggregates fit in
+            # memory instead of spilling to disk, and a one-off query is not worth JIT.
+            connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+            connection.exec_driver_sql("SET LOCAL jit = off")
+        _group_responses(connection, campaign_id, dims)
+        try:
+            names = "".join(f", v{i}" for i in range(len(dims)))
+            keys, sizes = {}, {}
+            for row in connection.exec_driver_sql(
+                f"SELECT g, count(*){names} FROM {_GROUPS} GROUP BY g{names}"
+            ):
+                keys[int(row[0])] = tuple(row[2:])
+                sizes[tuple(row[2:])] = int(row[1])
+            counted = _counts(connection, campaign_id, grouped=True)
+        finally:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_GROUPS}")
+    return Cube(
+        dims,
+        sizes,
+        *(
+            {(question_id, value, keys[group]): count for question_id, value, group, count in rows}
+            for rows in counted.values()
+        ),
+    )
 
 
 def number_distributions(
@@ -172,9 +212,8 @@ def number_distributions(
         return {}
     rows = connection.execute(
         select(answers.c.question_id, answers.c.number, func.count())
-        .select_from(answers.join(responses, responses.c.id == answers.c.response_id))
         .where(
-            responses.c.campaign_id == campaign_id,
+            answers.c.campaign_id == campaign_id,
             answers.c.question_id.in_(list(question_ids)),
             answers.c.status == "answered",
             answers.c.number.is_not(None),
@@ -222,7 +261,10 @@ def flag_counts(connection: Connection, campaign_id: int) -> FlagCounts:
 
 
 def campaign_counts(connection: Connection, code: str) -> CampaignCounts:
-    """Every count a campaign's board report needs, in a handful of GROUP BY queries."""
+    """Every count a campaign's board report needs, in a handful of GROUP BY queries
+    (and the quotes a safeguarding lead approved, the only text a report holds)."""
+    from storage.quotes import approved_quotes  # imports this module
+
     campaign = _campaign_row(connection, code)
     survey = _survey(connection, campaign.survey_id, campaign.survey_version)
     dimensions = tuple(q.id for q in survey.questions if q.dimension is not None)
@@ -244,6 +286,7 @@ def campaign_counts(connection: Connection, code: str) -> CampaignCounts:
         cube=cube(connection, campaign.id, dimensions),
         numbers=numbers,
         flags=flag_counts(connection, campaign.id),
+        quotes=approved_quotes(connection, campaign.id, survey),
     )
 
 
@@ -257,16 +300,7 @@ def earlier_campaigns(connection: Connection, code: str) -> list[CampaignInfo]:
     """Campaigns of the same survey (any version) that opened before this one, oldest first."""
     campaign = _campaign_row(connection, code)
     rows = connection.execute(
-        select(
-            campaigns.c.id,
-            campaigns.c.code,
-            campaigns.c.title,
-            campaigns.c.survey_id,
-            campaigns.c.survey_version,
-            campaigns.c.status,
-            campaigns.c.opens_at,
-            campaigns.c.closes_at,
-        )
+        select(*_CAMPAIGN)
         .where(
             campaigns.c.survey_id == campaign.survey_id,
             campaigns.c.id != campaign.id,
@@ -299,16 +333,7 @@ def campaign_codes(repository: Repository) -> list[CampaignInfo]:
 
     def work(connection: Connection) -> list[CampaignInfo]:
         rows = connection.execute(
-            select(
-                campaigns.c.id,
-                campaigns.c.code,
-                campaigns.c.title,
-                campaigns.c.survey_id,
-                campaigns.c.survey_version,
-                campaigns.c.status,
-                campaigns.c.opens_at,
-                campaigns.c.closes_at,
-            ).order_by(campaigns.c.opens_at.desc(), campaigns.c.id.desc())
+            select(*_CAMPAIGN).order_by(campaigns.c.opens_at.desc(), campaigns.c.id.desc())
         )
         return [CampaignInfo(*row) for row in rows]
 

@@ -417,6 +417,7 @@ class _ResponseRef:
     id: int
     survey_id: str
     survey_version: int
+    campaign_id: int  # copied onto each answer and choice row (reports read by campaign)
     # Known when read at the start of the turn; then a recent touch can be skipped.
     status: str | None = None
     updated_at: datetime | None = None
@@ -454,6 +455,7 @@ class _Statements:
                 cast(null(), Integer).label("version"),
                 cast(null(), String).label("status"),
                 cast(null(), DateTime).label("updated_at"),
+                cast(null(), Integer).label("campaign_id"),
             )
             .select_from(me)
             .outerjoin(conversations, conversations.c.respondent_id == me.c.id)
@@ -467,6 +469,7 @@ class _Statements:
                 mine.c.survey_version,
                 mine.c.status,
                 mine.c.updated_at,
+                mine.c.campaign_id,
             )
             .select_from(me)
             .join(mine, mine.c.respondent_id == me.c.id)
@@ -696,10 +699,15 @@ class UnitOfWork:
         if seen is None or self.now - seen >= LAST_SEEN_RESOLUTION:
             self._hot(self._sql.respondent_seen, {"p_respondent": respondent_id, "p_now": self.now})
         completed = []
-        for kind, response_id, _, code, survey_id, version, status, updated in rows:
+        for kind, response_id, _, code, survey_id, version, status, updated, campaign in rows:
             if kind == 1:
                 self._responses[(respondent_id, code)] = _ResponseRef(
-                    int(response_id), survey_id, int(version), status, _as_datetime(updated)
+                    int(response_id),
+                    survey_id,
+                    int(version),
+                    int(campaign),
+                    status,
+                    _as_datetime(updated),
                 )
                 if status == "completed":
                     completed.append(code)
@@ -915,6 +923,7 @@ class UnitOfWork:
                 "value_json": None if value is None else _dumps(value),
                 "number": number,
                 "answered_at": self.now,
+                "campaign_id": response.campaign_id,
             },
         )
         if kind is None or kind in CHOICE_TYPES:  # other types never have choice rows
@@ -925,7 +934,12 @@ class UnitOfWork:
             self._hot(
                 self._sql.choices_insert,
                 [
-                    {"response_id": response.id, "question_id": question_id, "value": item}
+                    {
+                        "response_id": response.id,
+                        "question_id": question_id,
+                        "value": item,
+                        "campaign_id": response.campaign_id,
+                    }
                     for item in chosen
                 ],
             )
@@ -1004,7 +1018,7 @@ class UnitOfWork:
             return None
         if row[1] is None:
             return None
-        found = _ResponseRef(int(row[1]), row[2], int(row[3]))
+        found = _ResponseRef(int(row[1]), row[2], int(row[3]), int(row[0]))
         self._responses[(respondent_id, code)] = found
         return found
 

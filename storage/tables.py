@@ -161,8 +161,15 @@ class AnswerRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("response_id", "question_id"),
         CheckConstraint(_one_of("status", ANSWER_STATUSES), name="status"),
-        # Reports (migration 0005): counts by question and status without a sort.
-        Index("ix_answers_question_id_status_response_id", "question_id", "status", "response_id"),
+        # Reports (migration 0009): one campaign's counts by question and status, reading
+        # only that campaign's answers (replaces 0005's index led by question_id).
+        Index(
+            "ix_answers_campaign_id_question_id_status_response_id",
+            "campaign_id",
+            "question_id",
+            "status",
+            "response_id",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -172,6 +179,10 @@ class AnswerRow(SQLModel, table=True):
     value_json: str | None = Field(default=None, sa_type=Text)  # None unless answered
     number: float | None = Field(default=None, sa_type=Double)  # rating and number answers
     answered_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
+    # The response's campaign, copied here (migration 0009) so that a report reads only
+    # its campaign's answers through the index above. No foreign key: the response's
+    # own one holds it, and a check per answer written would cost the hot path.
+    campaign_id: int
 
 
 class AnswerChoiceRow(SQLModel, table=True):
@@ -184,15 +195,20 @@ class AnswerChoiceRow(SQLModel, table=True):
             ["answers.response_id", "answers.question_id"],
             ondelete="CASCADE",
         ),
-        # Covering for reports (migration 0005 replaced the (question_id, value) index).
+        # Covering for reports, one campaign at a time (migration 0009).
         Index(
-            "ix_answer_choices_question_id_value_response_id", "question_id", "value", "response_id"
+            "ix_answer_choices_campaign_id_question_id_value_response_id",
+            "campaign_id",
+            "question_id",
+            "value",
+            "response_id",
         ),
     )
 
     response_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     question_id: str = Field(primary_key=True, sa_type=String(100))
     value: str = Field(primary_key=True, sa_type=String(200))
+    campaign_id: int  # copied from the response, as on answers (migration 0009)
 
 
 class MessageRow(SQLModel, table=True):
@@ -317,10 +333,11 @@ ALL_TABLES: tuple[Table, ...] = (
 
 # Tables owned by later features live in their own modules (one migration each);
 # imported here so that the metadata and ALL_TABLES are complete.
+from storage.tables_reports import TABLES as _REPORTS_TABLES  # noqa: E402
 from storage.tables_review import TABLES as _REVIEW_TABLES  # noqa: E402
 from storage.tables_scheduler import TABLES as _SCHEDULER_TABLES  # noqa: E402
 from storage.tables_staff import TABLES as _STAFF_TABLES  # noqa: E402
 from storage.tables_telegram import TABLES as _TELEGRAM_TABLES  # noqa: E402
 
 ALL_TABLES = ALL_TABLES + _TELEGRAM_TABLES + _STAFF_TABLES + _REVIEW_TABLES
-ALL_TABLES = ALL_TABLES + _SCHEDULER_TABLES
+ALL_TABLES = ALL_TABLES + _SCHEDULER_TABLES + _REPORTS_TABLES

@@ -201,6 +201,8 @@ class Report:
     flags: FlagReport
     trends: tuple[Trend, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # "You said": quotes a safeguarding lead approved; text only, never who or when.
+    quotes: tuple[str, ...] = ()
 
     @property
     def headlines(self) -> tuple[str, ...]:
@@ -683,6 +685,15 @@ def build_report(
         "Partial and in-progress responses are included; their answers count like any other.",
         "Free-text answers never appear in reports.",
     ]
+    # Quotes only where the number taking part is shown: among a handful, words identify.
+    quotes = counts.quotes if not shown["all"].suppressed else ()
+    if quotes:
+        notes[-1] = (
+            "Free-text answers appear only as the quotes a safeguarding lead approved after "
+            "reading them, without who wrote them or when, in no particular order."
+        )
+    elif counts.quotes:
+        notes.append("Approved quotes are not shown: too few young people took part.")
     if options.rounding:
         notes.insert(1, "Counts are rounded to the nearest 5; percentages use the rounded counts.")
     return Report(
@@ -699,6 +710,7 @@ def build_report(
         flags=_flag_report(counts.flags, options),
         trends=build_trends(survey, history, options),
         notes=tuple(notes),
+        quotes=quotes,
     )
 
 

@@ -91,3 +91,5 @@ class CampaignCounts:
     cube: Cube  # grouped by the demographic questions the survey asks
     numbers: dict[str, dict[float, int]]  # number question -> value -> answers
     flags: FlagCounts
+    # Quotes a safeguarding lead approved (storage.quotes): text only, in report order.
+    quotes: tuple[str, ...] = ()

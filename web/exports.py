@@ -1,8 +1,12 @@
 """Board report exports: tidy CSV, XLSX (a sheet per question), JSON and printable HTML.
 
 Everything is made from a `surveys.report.Report`, so every export shows the
-same suppressed, rounded figures as the report page and nothing more: no free
-text, no flag content, nothing about any one young person. A suppressed figure
+same suppressed, rounded figures as the report page and nothing more: no flag
+content, nothing about any one young person, and no free text but the quotes
+a safeguarding lead approved (text only). Quotes are in the printable HTML and
+the JSON, not in the CSV or XLSX: those are tables of figures, often re-sorted
+and merged with other data, where a quote would lose the context the report
+gives it. A suppressed figure
 is an empty cell marked "suppressed" in the `suppressed` column (CSV, XLSX) or
 null with `"suppressed": true` (JSON).
 """
@@ -237,6 +241,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "suppression": {"threshold": report.threshold, "rounding_to_5": report.rounding},
         "notes": list(report.notes),
         "headlines": list(report.headlines),
+        "quotes": list(report.quotes),
         "respondents": _shown(report.respondents),
         "responses": {row.key: _shown(row.count) for row in report.responses},
         "questions": [

@@ -1,4 +1,5 @@
-"""In headless Chromium against the real app: a board viewer reads a report and downloads it."""
+"""In headless Chromium against the real app: a board viewer reads a report and downloads it
+(and sees the one quote a safeguarding lead approved, as text)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ import pytest
 from openpyxl import load_workbook
 from playwright.async_api import Browser, expect
 
+from config.settings import Settings
+from storage.db import create_db_engine
+from storage.quotes import approve_quote, quote_page
+from storage.repository import Repository
+from storage.review import read
 from tests.browser_fixtures import LiveApp
 from tests.reports.test_report_pages import CODE, seed
 from tests.staff.conftest import create_staff_user
@@ -18,6 +24,27 @@ from tests.staff.conftest import create_staff_user
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 WAIT = 15_000  # ms
 SCREENSHOT = "/tmp/besafe-board-report.png"
+QUOTE = "<script>alert(5)</script> Sam"  # p5's answer in the seed; p3's is flagged
+
+
+def approve_one(settings: Settings, lead_id: int) -> None:
+    engine = create_db_engine(settings.effective_database_url)
+    try:
+        repository = Repository(engine)
+        page = read(repository, lambda connection: quote_page(connection, CODE))
+        chosen = next(c for c in page.candidates if c.text == QUOTE)
+        repository.run(
+            lambda uow: approve_quote(
+                uow.connection,
+                CODE,
+                chosen.answer_id,
+                chosen.text_sha256,
+                actor_id=lead_id,
+                now=uow.now,
+            )
+        )
+    finally:
+        engine.dispose()
 
 
 async def test_board_viewer_sees_a_chart_and_a_suppressed_cell_and_downloads_xlsx(
@@ -26,6 +53,8 @@ async def test_board_viewer_sees_a_chart_and_a_suppressed_cell_and_downloads_xls
     live = live_app_factory(secret_key="report-browser-secret-0123456789abcdefghij")
     credentials = await asyncio.to_thread(create_staff_user, live.settings, "board_viewer")
     await asyncio.to_thread(seed, live.settings)
+    lead = await asyncio.to_thread(create_staff_user, live.settings, "safeguarding_lead")
+    await asyncio.to_thread(approve_one, live.settings, lead.user_id)
     context = await browser.new_context(locale="en-GB", accept_downloads=True)
     try:
         page = await context.new_page()
@@ -35,6 +64,7 @@ async def test_board_viewer_sees_a_chart_and_a_suppressed_cell_and_downloads_xls
             "console",
             lambda message: errors.append(message.text) if message.type == "error" else None,
         )
+        page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
         await page.goto(live.url + "/staff/reports")
         await page.wait_for_url("**/staff/login**", timeout=WAIT)
         await page.fill("#username", credentials.username)
@@ -52,6 +82,11 @@ async def test_board_viewer_sees_a_chart_and_a_suppressed_cell_and_downloads_xls
         suppressed = page.locator("td.suppressed").first
         await expect(suppressed).to_be_visible()
         await expect(suppressed).to_contain_text("*")
+        # the approved quote, as text (its markup escaped, never run); no other answer
+        quotes = page.locator(".report-quotes blockquote")
+        await expect(quotes).to_have_count(1)
+        await expect(quotes).to_have_text(QUOTE)
+        await expect(page.locator("body")).not_to_contain_text("alert(4)")
         await page.screenshot(path=SCREENSHOT, full_page=True)
 
         async with page.expect_download() as waiting:

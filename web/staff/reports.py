@@ -26,6 +26,7 @@ from surveys.model import Survey
 from surveys.report import Report, ReportOptions, build_report, crosstab
 from web.exports import FORMATS, MEDIA_TYPES, add_report_filters, export
 from web.staff.auth import current_user, register_nav, render, repository_of, require_role
+from web.staff.quotes import setup_quotes
 from web.staff.review_rules import Deadlines, deadline_for
 
 REPORT_ROLES: tuple[str, ...] = ("board_viewer", "facilitator", "safeguarding_lead", "admin")
@@ -42,6 +43,7 @@ def setup_reports(app: web.Application) -> None:
         "/staff/reports/{code}/download/{format}", report_download, name="staff-report-download"
     )
     register_nav(app, "Reports", "/staff/reports", REPORT_ROLES)
+    setup_quotes(app)
 
 
 async def _read(request: web.Request, work: Callable[[Connection], T]) -> T:
