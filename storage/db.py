@@ -179,9 +179,27 @@ def migrate(url: str | URL) -> None:
     engine = create_db_engine(url, lock_timeout_ms=MIGRATION_LOCK_TIMEOUT_MS)
     try:
         with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite changes a column by rebuilding the table (copy, DROP, rename). With
+                # foreign keys enforced, dropping a table that others refer to fails or
+                # cascade-deletes their rows, so they are off for the migration (SQLite's
+                # documented procedure; the pragma is ignored inside a transaction, hence
+                # the driver connection before BEGIN) and the result is checked before commit.
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            with connection.begin():
-                command.upgrade(_alembic_config(connection), "heads")
+            try:
+                with connection.begin():
+                    command.upgrade(_alembic_config(connection), "heads")
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(
+                                f"migration left rows with missing parents: {broken[:5]}"
+                            )
+            finally:
+                if sqlite:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
     finally:
         engine.dispose()
 
