@@ -191,7 +191,12 @@ def test_no_hidden_count_can_be_recovered_across_years_and_key_stages(
     for line in list(lines):
         for member in line.members:
             shown.setdefault(member, Shown(0))
-    found = recovered(shown, lines, 0, limits)
+    # From the table's own totals, rows and columns, no hidden count at all can be pinned;
+    # with the year table's group sizes as upper limits too, the attacker may pin a
+    # group's total at its size (everyone in that year answered: a count the year table
+    # already shows), but never a small count (asserted below).
+    found = recovered(shown, lines, 0)
+    found_with_limits = recovered(shown, lines, 0, limits)
 
     def people_in(dimension: str, key: str | None) -> int:
         if dimension == KEY_STAGE and key is not None:
@@ -213,6 +218,11 @@ def test_no_hidden_count_can_be_recovered_across_years_and_key_stages(
         cell: value
         for cell, value in found.items()
         if isinstance(cell, tuple) and people_in(cell[0], cell[1]) and true_value(cell)
+    } == {}
+    assert {
+        cell: value
+        for cell, value in found_with_limits.items()
+        if isinstance(cell, tuple) and 0 < (true_value(cell) or 0) < threshold
     } == {}
     # and every small count is hidden
     for year, (yes, no, _, _) in groups.items():
