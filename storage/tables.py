@@ -322,3 +322,6 @@ from storage.tables_staff import TABLES as _STAFF_TABLES  # noqa: E402
 from storage.tables_telegram import TABLES as _TELEGRAM_TABLES  # noqa: E402
 
 ALL_TABLES = ALL_TABLES + _TELEGRAM_TABLES + _STAFF_TABLES + _REVIEW_TABLES
+from storage.tables_broadcasts import TABLES as _BROADCAST_TABLES  # noqa: E402
+
+ALL_TABLES = ALL_TABLES + _BROADCAST_TABLES
