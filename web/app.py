@@ -32,6 +32,7 @@ from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from storage.db import WalCheckpointer, create_db_engine, migrate
 from storage.repository import Repository
+from web.broadcasts import broadcast_jobs
 from web.chat import security_headers_middleware, setup_chat
 from web.keys import DISPATCHER, RELAY, SETTINGS, WRITES
 from web.staff import setup_staff
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_core)
     setup_chat(app)
     setup_telegram(app)  # after _core: needs its dispatcher and write queue
+    app.cleanup_ctx.append(broadcast_jobs)  # after Telegram: sends through its bot
     setup_staff(app)
     return app
 
