@@ -15,8 +15,9 @@ from storage.pseudonyms import pseudonym
 from storage.repository import Repository, UnitOfWork
 from storage.tables import campaigns, responses
 from storage.tables_broadcasts import broadcast_sends, subscribers
+from tests.bot.test_dispatcher import SECRET as DISPATCHER_SECRET
 
-SECRET = b"broadcast-tests-secret-0123456789abcdefghij"
+SECRET = DISPATCHER_SECRET  # so that the dispatcher and these helpers agree on addresses
 PROFILE_CODE = "profile-source"  # a campaign whose answers give subscribers their profile
 
 
