@@ -66,6 +66,9 @@ CLAIM_LEASE = timedelta(seconds=15)  # a claim not renewed this long belonged to
 REPLY_HEADROOM = 10.0  # tokens of the overall bucket broadcasts never take (kept for replies)
 MAX_ATTEMPTS = 5  # 5xx or unreachable this many times: given up (failed)
 MAX_BATCH = 200  # rows claimed at once when there is no rate limit
+# Outcomes are written at least this often while sending: what a crash can send twice is
+# what was sent since the last write (and the calls in flight).
+FLUSH_SECONDS = 0.1
 IDLE_SECONDS = 1.0  # wait between looks at an empty queue
 _ENQUEUE_CHUNK = 2000  # rows written per transaction (SQLite: conversations wait meanwhile)
 
@@ -233,6 +236,7 @@ class BroadcastSender:
             return 0
         self._held.update(send.id for send in claimed)
         renewer = asyncio.create_task(self._renew())
+        flusher = asyncio.create_task(self._flush_often())
         tasks: list[asyncio.Task[None]] = []
         try:
             for send in claimed:
@@ -254,7 +258,8 @@ class BroadcastSender:
             for task in tasks:
                 task.cancel()
             renewer.cancel()
-            await asyncio.gather(*tasks, renewer, return_exceptions=True)
+            flusher.cancel()
+            await asyncio.gather(*tasks, renewer, flusher, return_exceptions=True)
             await self.flush()
             self._held.difference_update(send.id for send in claimed)
         return len(claimed)
@@ -277,6 +282,14 @@ class BroadcastSender:
                 await self._writes.run(
                     lambda uow, held=held: store.renew_claims(uow, held, self.claimer)
                 )
+
+    async def _flush_often(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self.flush()
+            except Exception:  # written at the end of the batch instead
+                log.exception("could not record broadcast outcomes")
 
     async def _send(self, send: store.ClaimedSend) -> None:
         try:
