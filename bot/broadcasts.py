@@ -188,7 +188,9 @@ class BroadcastSender:
         self._writes = writes
         self._secret = secret
         self._rate = rate
-        self._bucket = TokenBucket(rate, 1.0) if rate else None  # burst 1: an even pace
+        # An even pace: a fifth of a second saved at most (a gap between batches does not
+        # lower the rate), and nothing saved at the start (a minute holds 60 x rate, not more).
+        self._bucket = TokenBucket(rate, max(1.0, rate / 5), initial=1.0) if rate else None
         self._quiet = quiet
         self._budget = budget
         self._username = bot_username
@@ -198,24 +200,34 @@ class BroadcastSender:
         self._clock = clock
         self._batch = MAX_BATCH if not rate else max(1, min(MAX_BATCH, math.ceil(rate)))
         self._paused_until = 0.0
-        self._held: set[int] = set()
+        self._held: set[int] = set()  # claimed by us, not finished yet
+        self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[int, str, str | None]] = []
         self._retries: list[tuple[int, datetime, bool]] = []
         self._blocked: list[int] = []
         self.sent = 0
 
     async def run(self) -> None:
-        """Send until cancelled."""
-        while True:
-            try:
-                count = await self.send_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("broadcast sending failed; trying again shortly")
-                count = 0
-            if not count:
-                await asyncio.sleep(self._idle_wait())
+        """Send until cancelled. The next batch is claimed as soon as the last send of the
+        one before has started, so the pipe never runs dry between batches."""
+        background = [asyncio.create_task(self._renew()), asyncio.create_task(self._flush_often())]
+        try:
+            while True:
+                try:
+                    count = await self.send_due(wait=False)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("broadcast sending failed; trying again shortly")
+                    count = 0
+                if not count:
+                    await asyncio.sleep(self._idle_wait())
+        finally:
+            tasks = [*background, *self._tasks]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.flush()  # what was sent is recorded; unsent claims lapse (the lease)
 
     def _idle_wait(self) -> float:
         now = self._clock()
@@ -224,8 +236,10 @@ class BroadcastSender:
             return max(IDLE_SECONDS, min(60.0, (until - now).total_seconds()))
         return IDLE_SECONDS
 
-    async def send_due(self) -> int:
-        """Claim one batch of due sends and send it; how many were claimed (0: none due)."""
+    async def send_due(self, *, wait: bool = True) -> int:
+        """Claim one batch of due sends and send it; how many were claimed (0: none due).
+
+        `wait`: return once every send is finished and recorded (else once each started)."""
         now = self._clock()
         if self._quiet.is_quiet(now):
             return 0
@@ -235,34 +249,42 @@ class BroadcastSender:
         if not claimed:
             return 0
         self._held.update(send.id for send in claimed)
-        renewer = asyncio.create_task(self._renew())
-        flusher = asyncio.create_task(self._flush_often())
-        tasks: list[asyncio.Task[None]] = []
+        helpers = (
+            [asyncio.create_task(self._renew()), asyncio.create_task(self._flush_often())]
+            if wait
+            else []
+        )
+        started: list[asyncio.Task[None]] = []
         try:
             for send in claimed:
                 if self._quiet.is_quiet(self._clock()):
-                    self._retries.append((send.id, self._quiet.next_allowed(self._clock()), False))
+                    self._give_back(send, self._quiet.next_allowed(self._clock()))
                     continue
                 await self._pace()
                 pause = self._paused_until - time.monotonic()
                 if pause > 1.0:  # Telegram asked us to wait: let the row go back to the queue
-                    at = self._clock() + timedelta(seconds=pause)
-                    self._retries.append((send.id, at, False))
+                    self._give_back(send, self._clock() + timedelta(seconds=pause))
                     continue
                 if pause > 0:
                     await asyncio.sleep(pause)
                 await self._in_flight.acquire()
-                tasks.append(asyncio.create_task(self._send(send)))
-            await asyncio.gather(*tasks)
+                task = asyncio.create_task(self._send(send))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                started.append(task)
+            if wait:
+                await asyncio.gather(*started)
         finally:
-            for task in tasks:
-                task.cancel()
-            renewer.cancel()
-            flusher.cancel()
-            await asyncio.gather(*tasks, renewer, flusher, return_exceptions=True)
-            await self.flush()
-            self._held.difference_update(send.id for send in claimed)
+            if wait:
+                for task in helpers:
+                    task.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+                await self.flush()
         return len(claimed)
+
+    def _give_back(self, send: store.ClaimedSend, at: datetime) -> None:
+        self._retries.append((send.id, at, False))
+        self._held.discard(send.id)
 
     async def _pace(self) -> None:
         if self._bucket is not None:
@@ -296,6 +318,7 @@ class BroadcastSender:
             outcome = await self._call(send)
         finally:
             self._in_flight.release()
+            self._held.discard(send.id)
         if outcome is not None:
             self._outcomes.append(outcome)
             if outcome[1] == "sent":

@@ -67,11 +67,17 @@ class Outgoing:
 class TokenBucket:
     """`rate` tokens a second, up to `burst` saved; `take` waits its turn (reservations)."""
 
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        initial: float | None = None,  # tokens saved at the start (default: a full bucket)
+    ):
         self.rate = rate
         self.burst = burst
         self._clock = clock
-        self._tokens = burst
+        self._tokens = burst if initial is None else min(burst, initial)
         self._at = clock()
 
     def reserve(self) -> float:
