@@ -69,6 +69,7 @@ MAX_BATCH = 200  # rows claimed at once when there is no rate limit
 # Outcomes are written at least this often while sending: what a crash can send twice is
 # what was sent since the last write (and the calls in flight).
 FLUSH_SECONDS = 0.1
+STOP_SECONDS = 5.0  # at shutdown, how long sends already on their way may take to finish
 IDLE_SECONDS = 1.0  # wait between looks at an empty queue
 _ENQUEUE_CHUNK = 2000  # rows written per transaction (SQLite: conversations wait meanwhile)
 
@@ -223,11 +224,15 @@ class BroadcastSender:
                 if not count:
                     await asyncio.sleep(self._idle_wait())
         finally:
+            # Stopping: sends already on their way finish (briefly), their outcomes are
+            # written, and claimed rows not yet started go back to the queue at once.
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=STOP_SECONDS)
             tasks = [*background, *self._tasks]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.flush()  # what was sent is recorded; unsent claims lapse (the lease)
+            await self.flush()
 
     def _idle_wait(self) -> float:
         now = self._clock()
@@ -255,15 +260,18 @@ class BroadcastSender:
             else []
         )
         started: list[asyncio.Task[None]] = []
+        handled = 0  # claimed rows started or given back so far
         try:
             for send in claimed:
                 if self._quiet.is_quiet(self._clock()):
                     self._give_back(send, self._quiet.next_allowed(self._clock()))
+                    handled += 1
                     continue
                 await self._pace()
                 pause = self._paused_until - time.monotonic()
                 if pause > 1.0:  # Telegram asked us to wait: let the row go back to the queue
                     self._give_back(send, self._clock() + timedelta(seconds=pause))
+                    handled += 1
                     continue
                 if pause > 0:
                     await asyncio.sleep(pause)
@@ -272,8 +280,13 @@ class BroadcastSender:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 started.append(task)
+                handled += 1
             if wait:
                 await asyncio.gather(*started)
+        except asyncio.CancelledError:
+            for send in claimed[handled:]:  # never started: nothing can have arrived
+                self._give_back(send, self._clock())
+            raise
         finally:
             if wait:
                 for task in helpers:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
+from datetime import datetime
 
 from aiohttp import web
 
@@ -32,7 +33,14 @@ async def broadcast_jobs(app: web.Application) -> AsyncIterator[None]:
     from web.app import REPOSITORY  # the composition root owns the key
 
     settings = app[SETTINGS]
-    tasks = [asyncio.create_task(enqueue_loop(app[REPOSITORY], settings), name="broadcast-queue")]
+    from web.app import CATALOGUE
+
+    catalogue = app[CATALOGUE]
+    tasks = [
+        asyncio.create_task(
+            enqueue_loop(app[REPOSITORY], settings, catalogue.refresh), name="broadcast-queue"
+        )
+    ]
     if settings.telegram_token is not None:
         tasks.append(asyncio.create_task(_send(app, settings, app[WRITES]), name="broadcasts"))
     try:
@@ -45,10 +53,15 @@ async def broadcast_jobs(app: web.Application) -> AsyncIterator[None]:
                 await task
 
 
-async def enqueue_loop(repository: Repository, settings: Settings) -> None:
+async def enqueue_loop(
+    repository: Repository, settings: Settings, refresh: Callable[[datetime], object]
+) -> None:
     while True:
         try:
-            await asyncio.to_thread(enqueue_due_broadcasts, repository, utcnow(), settings)
+            report = await asyncio.to_thread(enqueue_due_broadcasts, repository, utcnow(), settings)
+            if report.invitations:
+                # An invitation's link must work at once, not at the next catalogue refresh.
+                await asyncio.to_thread(refresh, utcnow())
         except Exception:
             log.exception("queueing broadcasts failed")
         await asyncio.sleep(settings.broadcast_check_seconds)

@@ -3,6 +3,8 @@ once per person, with a way to join; STOP mid-broadcast; blocked -> unsubscribed
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 
@@ -192,3 +194,20 @@ def test_broadcasts_leave_headroom_for_replies() -> None:
     assert bucket.reserve() == 0.0  # a reply goes at once
     now[0] += 1.0
     assert bucket.try_take(keep=10)
+
+
+async def test_stopping_gives_unstarted_claims_back_at_once(
+    repository: Repository, writes: WriteBatcher, bot: Bot, api: FakeBotApi
+) -> None:
+    add_campaign(repository, "abw", opens_at=START)
+    for chat in range(950001, 950011):
+        add_subscriber(repository, chat)
+    enqueue_due_broadcasts(repository, START, settings())
+    broadcasts = sender(bot, writes, Clock(START), rate=2.0)  # claims 2 at a time, slowly
+    task = asyncio.create_task(broadcasts.run())
+    await api.wait_until(lambda: len(api.calls_to("sendMessage")) >= 1, what="a first send")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    statuses = Counter(row["status"] for row in sends(repository))
+    delivered = len(api.calls_to("sendMessage"))
+    assert statuses == {"sent": delivered, "queued": 10 - delivered}  # none left "sending"
