@@ -405,8 +405,10 @@ class _Turn:
 
     def with_news(self, outputs: tuple[Say, ...]) -> tuple[Say, ...]:
         """The turn's outputs with the opt-out note first, and the offer to hear about new
-        surveys last when this turn completed one."""
-        if any(isinstance(effect, ResponseCompleted) for effect in self.effects):
+        surveys last when this turn completed one (not while a safeguarding question waits)."""
+        if "ask" not in self.sg and any(
+            isinstance(effect, ResponseCompleted) for effect in self.effects
+        ):
             offer = subscriptions.offer(self.uow, self.respondent_id, self.inbound.channel)
             if offer is not None:
                 outputs = (*outputs, offer)
