@@ -46,6 +46,7 @@ from storage import telegram as telegram_store
 from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from storage.repository import Repository, UnitOfWork
+from storage.review import read
 from surveys.audience import Audience, AudienceError, Profile
 from surveys.broadcasting import (
     INVITATION,
@@ -100,7 +101,9 @@ def enqueue_due_broadcasts(
 ) -> EnqueueReport:
     """Queue every invitation and reminder due at `now` (naive UTC); run twice, no change."""
     quiet = quiet_hours(settings)
-    plans = repository.run(lambda uow: store.open_campaign_plans(uow, now))
+    # Reads in read-only transactions: on SQLite a write transaction would hold up every
+    # conversation while 100,000 subscribers are looked at.
+    plans = read(repository, lambda connection: store.open_campaign_plans(connection, now))
     invitations = reminders = 0
     for plan in plans:
         try:
@@ -115,20 +118,22 @@ def enqueue_due_broadcasts(
             needs_answers = bool(
                 audience.key_stages or audience.years or audience.schools or audience.areas
             )
-            candidates = repository.run(
-                lambda uow, plan=plan, needs=needs_answers: store.invitation_candidates(
-                    uow, plan.id, with_profiles=needs
-                )
+            candidates = read(
+                repository,
+                lambda connection, plan=plan, needs=needs_answers: store.invitation_candidates(
+                    connection, plan.id, with_profiles=needs
+                ),
             )
             chosen = [c.respondent_id for c in candidates if audience.includes(profile_of(c))]
             invitations += _add(repository, plan, INVITATION, 0, chosen, now, quiet)
         seq = due_reminder(reminder_times(plan.reminder_times_json), now)
         if seq is not None and (plan.reminder_text or "").strip():
             planned = reminder_times(plan.reminder_times_json)[seq - 1]
-            chosen = repository.run(
-                lambda uow, plan=plan, seq=seq, planned=planned: store.reminder_candidates(
-                    uow, plan.id, seq, started_before=planned
-                )
+            chosen = read(
+                repository,
+                lambda connection, plan=plan, seq=seq, planned=planned: store.reminder_candidates(
+                    connection, plan.id, seq, started_before=planned
+                ),
             )
             reminders += _add(repository, plan, REMINDER, seq, chosen, now, quiet)
     if invitations or reminders:

@@ -119,9 +119,9 @@ class CampaignPlan:
     send_spread_minutes: int
 
 
-def open_campaign_plans(uow: UnitOfWork, now: datetime) -> list[CampaignPlan]:
+def open_campaign_plans(connection: Connection, now: datetime) -> list[CampaignPlan]:
     """Open campaigns (status open, opened, not closed) that have something to send."""
-    rows = uow.connection.execute(
+    rows = connection.execute(
         select(
             campaigns.c.id,
             campaigns.c.code,
@@ -151,14 +151,13 @@ class Candidate:
 
 
 def invitation_candidates(
-    uow: UnitOfWork, campaign_id: int, *, with_profiles: bool
+    conn: Connection, campaign_id: int, *, with_profiles: bool
 ) -> list[Candidate]:
     """Opted-in subscribers without this campaign's invitation who have not joined it yet.
 
     `with_profiles`: also read each one's latest demographic answers (school year, area,
     school), from their own answers in any survey, newest first; an answer they later
     changed to "prefer not to say" counts as unknown."""
-    conn = uow.connection
     invited = exists().where(
         broadcast_sends.c.campaign_id == campaign_id,
         broadcast_sends.c.respondent_id == subscribers.c.respondent_id,
@@ -213,7 +212,7 @@ def invitation_candidates(
 
 
 def reminder_candidates(
-    uow: UnitOfWork, campaign_id: int, seq: int, *, started_before: datetime
+    connection: Connection, campaign_id: int, seq: int, *, started_before: datetime
 ) -> list[int]:
     """Opted-in subscribers who started this campaign before `started_before` (the planned
     time of the reminder), have not finished it, and have no reminder number `seq` yet."""
@@ -223,7 +222,7 @@ def reminder_candidates(
         broadcast_sends.c.kind == "reminder",
         broadcast_sends.c.seq == seq,
     )
-    rows = uow.connection.execute(
+    rows = connection.execute(
         select(subscribers.c.respondent_id)
         .join(responses, responses.c.respondent_id == subscribers.c.respondent_id)
         .where(
