@@ -147,3 +147,18 @@ def test_the_message_says_how_to_join_and_how_to_stop() -> None:
 )
 def test_what_counts_as_stop_and_subscribe(event: object, wanted: str | None) -> None:
     assert request_of(event) == wanted  # type: ignore[arg-type]
+
+
+def test_settings_refuse_a_rate_above_30_and_unreadable_quiet_hours() -> None:
+    from config.settings import SettingsError, load_settings
+
+    assert load_settings(broadcast_rate_per_second=30).broadcast_rate_per_second == 30
+    for bad in (
+        {"broadcast_rate_per_second": 31},
+        {"broadcast_rate_per_second": 0},
+        {"broadcast_quiet_hours": "after tea"},
+        {"broadcast_time_zone": "Europe/Atlantis"},
+    ):
+        with pytest.raises(SettingsError) as raised:
+            load_settings(**bad)
+        assert f"BESAFE_{next(iter(bad)).upper()}" in str(raised.value)
