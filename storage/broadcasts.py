@@ -246,33 +246,43 @@ def add_sends(
 ) -> int:
     """Queue (respondent id, not before) sends; a send already there is left alone. How many
     were new."""
-    added = 0
-    statement = (
-        uow.insert(broadcast_sends)
-        .on_conflict_do_nothing(index_elements=["campaign_id", "respondent_id", "kind", "seq"])
-        .returning(broadcast_sends.c.id)
+    if not rows:
+        return 0
+    # One statement run for many rows (compiled once): a multi-row VALUES would be compiled
+    # anew for every chunk, which cost more than the inserts.
+    statement = uow.insert(broadcast_sends).on_conflict_do_nothing(
+        index_elements=["campaign_id", "respondent_id", "kind", "seq"]
     )
+    # rowcount after many rows is not reliable on every driver: count before and after.
+    count = (
+        select(func.count())
+        .select_from(broadcast_sends)
+        .where(
+            broadcast_sends.c.campaign_id == campaign_id,
+            broadcast_sends.c.kind == kind,
+            broadcast_sends.c.seq == seq,
+        )
+    )
+    before = uow.connection.execute(count).scalar_one()
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start : start + _INSERT_CHUNK]
-        result = uow.connection.execute(
-            statement.values(
-                [
-                    {
-                        "campaign_id": campaign_id,
-                        "respondent_id": respondent_id,
-                        "kind": kind,
-                        "seq": seq,
-                        "status": "queued",
-                        "not_before": not_before,
-                        "attempts": 0,
-                        "created_at": uow.now,
-                    }
-                    for respondent_id, not_before in chunk
-                ]
-            )
+        uow.connection.execute(
+            statement,
+            [
+                {
+                    "campaign_id": campaign_id,
+                    "respondent_id": respondent_id,
+                    "kind": kind,
+                    "seq": seq,
+                    "status": "queued",
+                    "not_before": not_before,
+                    "attempts": 0,
+                    "created_at": uow.now,
+                }
+                for respondent_id, not_before in chunk
+            ],
         )
-        added += len(result.all())
-    return added
+    return int(uow.connection.execute(count).scalar_one()) - int(before)
 
 
 # ---------------------------------------------------------------- sending
