@@ -10,6 +10,7 @@ python main.py audit verify         check the audit log's hash chain
 python main.py report CODE --format html|csv|xlsx|json --output FILE   a board report
 python main.py classify             screen lines from stdin (JSON {id, text} or plain), JSON out
 python main.py campaign create|list|schedule|open|close|archive|status   campaigns (London times)
+python main.py broadcast status CODE [--follow]   a campaign's invitations and reminders
 """
 
 from __future__ import annotations
@@ -481,6 +482,31 @@ def _add_campaign_commands(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(func=cmd_campaign)
 
 
+def cmd_broadcast_status(args: argparse.Namespace) -> int:
+    from bot.broadcast_status import show
+    from storage.broadcasts import broadcast_progress
+    from storage.db import create_db_engine, migrate
+    from storage.repository import Repository
+    from storage.review import read
+
+    settings = _settings_or_exit()
+    url = settings.effective_database_url
+    migrate(url)
+    engine = create_db_engine(url)
+    repository = Repository(engine)
+    try:
+        return show(
+            args.campaign,
+            lambda: read(repository, lambda c: broadcast_progress(c, args.campaign)),
+            follow=args.follow,
+            interval=args.interval,
+        )
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
@@ -562,6 +588,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.set_defaults(func=cmd_classify)
     _add_campaign_commands(commands)
+    broadcast = commands.add_parser("broadcast", help="invitations and reminders to subscribers")
+    broadcast_commands = broadcast.add_subparsers(
+        dest="broadcast_command", required=True, metavar="ACTION"
+    )
+    status = broadcast_commands.add_parser(
+        "status", help="queued, sent, failed and blocked per broadcast, as progress bars"
+    )
+    status.add_argument("campaign", metavar="CODE", help="the campaign code")
+    status.add_argument(
+        "--follow", action="store_true", help="keep redrawing until every send is done"
+    )
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="between redraws"
+    )
+    status.set_defaults(func=cmd_broadcast_status)
     return parser
 
 

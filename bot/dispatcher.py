@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot import subscriptions
 from bot.catalogue import Catalogue
 from bot.messages import InboundMessage
 from bot.relay import seal_handle
@@ -253,7 +254,7 @@ class Dispatcher:
                 completed=opened.completed,
                 max_text_length=context.max_text_length,
             )
-            outputs, screening = _Turn(
+            runner = _Turn(
                 uow,
                 self,
                 opened.respondent_id,
@@ -262,8 +263,9 @@ class Dispatcher:
                 inbound,
                 event,
                 semantic_hit,
-            ).run()
-            outputs = notes + outputs
+            )
+            outputs, screening = runner.run()
+            outputs = notes + runner.with_news(outputs)
             recorded = recorder(uow, opened.respondent_id, inbound, outputs) if recorder else None
             return Turn(outputs, screening, recorded=recorded)
 
@@ -313,6 +315,7 @@ class _Turn:
         self.semantic_hit = semantic_hit
         self.sg: dict = dict((state or {}).get(SAFEGUARDING_KEY) or {})
         self.effects: tuple[Effect, ...] = ()
+        self.news_note: tuple[Say, ...] = ()  # "you won't get news any more", after STOP
 
     def run(self) -> tuple[tuple[Say, ...], Screening]:
         uow, event = self.uow, self.event
@@ -349,6 +352,11 @@ class _Turn:
                 categories=screening.categories,
                 evidence=screening.evidence_dicts(),
             )
+        if flag_id is None:
+            news = self._news()
+            if news is not None:
+                return news, screening
+            event = self.event  # STOP goes on as the stop command
         # A member of staff is talking with this young person, or they paused the survey
         # to wait for one: the survey waits, and what they write goes to the flag.
         if "contact" in self.sg:
@@ -369,6 +377,42 @@ class _Turn:
             flag_id, screening = chosen
             return self._ask_about_contact(flag_id, screening), screening
         return outputs, screening
+
+    # ------------------------------------------------------------ news (bot.subscriptions)
+
+    def _news(self) -> tuple[Say, ...] | None:
+        """/subscribe, /unsubscribe, a tap on the offer: the whole reply. STOP opts out
+        before anything in progress is looked at, then stops the survey as it always did
+        (None: the turn goes on)."""
+        request = subscriptions.request_of(self.event)
+        if request is None:
+            return None
+        if request == "stop":
+            if subscriptions.opt_out(self.uow, self.respondent_id):
+                self.news_note = (Say(subscriptions.UNSUBSCRIBED),)
+            if self.sg.get("ask") != "carry_on":  # there, "stop" already means stop for now
+                self.event = CommandIn("stop")
+            return None
+        inbound = self.inbound
+        return subscriptions.answer(
+            self.uow,
+            self.respondent_id,
+            inbound.channel,
+            inbound.user_key,
+            self.dispatcher._secret,
+            request,
+        )
+
+    def with_news(self, outputs: tuple[Say, ...]) -> tuple[Say, ...]:
+        """The turn's outputs with the opt-out note first, and the offer to hear about new
+        surveys last when this turn completed one (not while a safeguarding question waits)."""
+        if "ask" not in self.sg and any(
+            isinstance(effect, ResponseCompleted) for effect in self.effects
+        ):
+            offer = subscriptions.offer(self.uow, self.respondent_id, self.inbound.channel)
+            if offer is not None:
+                outputs = (*outputs, offer)
+        return self.news_note + outputs
 
     # ------------------------------------------------------------ the engine
 

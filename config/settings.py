@@ -228,6 +228,47 @@ class Settings(BaseSettings):
         "over (one server runs them; another takes over when it stops or dies), and how often "
         "the one that runs them checks it still holds the lock.",
     )
+    # ---- broadcasts to opted-in young people (bot/broadcasts.py)
+    broadcast_rate_per_second: float = Field(
+        25,
+        gt=0,
+        le=30,
+        description="Invitations and reminders sent per second at most (Telegram's guidance for "
+        "bulk notices; never above 30). Replies to people writing to the bot go first.",
+    )
+    broadcast_quiet_hours: str = Field(
+        "21:00-08:00",
+        description="Daily window (local time, BROADCAST_TIME_ZONE) in which no invitation or "
+        "reminder is sent; sends due then wait until it ends. Empty means none.",
+    )
+    broadcast_time_zone: str = Field(
+        "Europe/London", description="Time zone of BROADCAST_QUIET_HOURS (IANA name)."
+    )
+    broadcast_check_seconds: float = Field(
+        30, gt=0, description="How often due invitations and reminders are queued."
+    )
+
+    @field_validator("broadcast_quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        from surveys.broadcasting import QuietHours, QuietHoursError
+
+        try:
+            QuietHours.parse(value)
+        except QuietHoursError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("broadcast_time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        from surveys.broadcasting import QuietHours, QuietHoursError
+
+        try:
+            QuietHours.parse("", value)
+        except QuietHoursError as error:
+            raise ValueError(str(error)) from None
+        return value
 
     @field_validator("database_url")
     @classmethod

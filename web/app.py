@@ -34,6 +34,7 @@ from storage.clock import utcnow
 from storage.db import WalCheckpointer, create_db_engine, migrate
 from storage.repository import Repository
 from storage.retention import run_retention
+from web.broadcasts import broadcast_jobs
 from web.chat import security_headers_middleware, setup_chat
 from web.keys import DISPATCHER, RELAY, SCHEDULER, SETTINGS, WRITES
 from web.staff import setup_staff
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_core)
     setup_chat(app)
     setup_telegram(app)  # after _core: needs its dispatcher and write queue
+    app.cleanup_ctx.append(broadcast_jobs)  # after Telegram: sends through its bot
     setup_staff(app)
     # Last: starts once every job is declared, stops before anything a job uses closes.
     app.cleanup_ctx.append(_scheduler)

@@ -58,8 +58,10 @@ COMMANDS = (
     ("surveys", "The surveys you can take"),
     ("skip", "Skip this question"),
     ("back", "Go back to the last question"),
-    ("stop", "Stop for now (your answers are kept)"),
+    ("stop", "Stop for now (answers kept), and no more news from me"),
     ("forget", "Forget your answers to a survey"),
+    ("subscribe", "Hear from me when there's a new survey"),
+    ("unsubscribe", "No more messages about surveys"),
 )
 NOT_TEXT = "Sorry, I can only read text messages. Please type your answer, or send /help."
 GROUP_TEXT = (

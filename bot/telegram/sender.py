@@ -37,6 +37,7 @@ import httpx
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from storage import broadcasts
 from storage import telegram as store
 from storage.batching import WriteBatcher
 from storage.repository import UnitOfWork
@@ -66,11 +67,17 @@ class Outgoing:
 class TokenBucket:
     """`rate` tokens a second, up to `burst` saved; `take` waits its turn (reservations)."""
 
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        initial: float | None = None,  # tokens saved at the start (default: a full bucket)
+    ):
         self.rate = rate
         self.burst = burst
         self._clock = clock
-        self._tokens = burst
+        self._tokens = burst if initial is None else min(burst, initial)
         self._at = clock()
 
     def reserve(self) -> float:
@@ -82,6 +89,20 @@ class TokenBucket:
         self._at = now
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def try_take(self, keep: float = 0.0) -> bool:
+        """Take a token only if `keep` more stay saved after it; never waits or reserves.
+
+        Broadcasts use this on the replies' bucket, so they only spend what replies leave."""
+        if self.rate <= 0:
+            return True
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens - 1 < keep:
+            return False
+        self._tokens -= 1
+        return True
 
     @property
     def idle(self) -> bool:
@@ -173,6 +194,11 @@ class Sender:
             queue.append(item)
             if item.chat_id not in self._tasks:
                 self._tasks[item.chat_id] = asyncio.create_task(self._drain(item.chat_id))
+
+    @property
+    def budget(self) -> TokenBucket:
+        """The bucket of the overall rate, which broadcasts share (`bot.broadcasts`)."""
+        return self._global
 
     @property
     def queued(self) -> int:
@@ -332,6 +358,7 @@ class Sender:
             store.mark_outbox(uow, uncertain, "uncertain")
             for respondent_id in dict.fromkeys(blocked):
                 store.mark_blocked(uow, respondent_id)
+                broadcasts.unsubscribe(uow, respondent_id)  # blocked: no news either
 
         await self._writes.run(work)
 

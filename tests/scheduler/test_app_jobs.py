@@ -87,6 +87,7 @@ async def test_the_app_declares_its_jobs_and_the_leader_runs_them(
             "staff-session-sweep": (600.0, 600, True, 1),
             "retention": (3600.0, 3600, True, 1),
             "campaign-transitions": (30.0, None, True, 1),  # catches up to now
+            "broadcasts": (30.0, None, True, 1),  # queues what is due by now
         }
         # The first run of a newly declared job is at once: the expired session goes.
         await until(lambda: sessions() == [], "the session sweep")

@@ -194,6 +194,10 @@ async def test_links_and_qr_codes(client: TestClient) -> None:
     page = await (await client.get("/staff/campaigns/abw-2026")).text()
     assert "https://besafe.example.org/?c=abw-2026" in page
     assert "https://t.me/BeSafeTestBot?start=abw-2026" in page
+    # The broadcasts' live progress sits on the campaign page, fed by its own endpoint.
+    assert 'data-progress-url="/staff/broadcasts/abw-2026/progress.json"' in page
+    progress = await client.get("/staff/broadcasts/abw-2026/progress.json")
+    assert progress.status == 200 and (await progress.json())["broadcasts"] == []
     for kind in ("web", "telegram"):
         png = await client.get(f"/staff/campaigns/abw-2026/qr/{kind}.png?download")
         assert png.status == 200 and png.content_type == "image/png"

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, MetaData, func, select
 
 from bot.relay import RelayError
+from bot.subscriptions import OFFER
 from bot.telegram.channel import GROUP_TEXT, NOT_TEXT, REFUSED_TAP, STALE_TAP
 from bot.telegram.render import CHOSEN_MARK
 from storage import tables
@@ -87,10 +88,12 @@ async def test_each_shipped_survey_completes_by_taps_and_typing(
     typed = sum(1 for update in person.user.sent if "message" in update)
     assert taps >= 3 and typed >= 3  # both ways of answering were used
     # Each tapped question now shows the chosen answer, and no message still has buttons
-    # except the last one sent (the menu offering another survey).
+    # except the last two sent (the menu offering another survey, and the offer to hear
+    # about new surveys: bot.subscriptions).
     shown = person.user.shown
     assert any(CHOSEN_MARK in message.text for message in shown)
-    assert [m for m in shown[:-1] if m.buttons] == []
+    assert shown[-1].text == OFFER and shown[-1].buttons
+    assert [m for m in shown[:-2] if m.buttons] == []
     assert count(engine, telegram_outbox) == count(  # nothing pending, failed or uncertain
         engine, telegram_outbox.select().where(telegram_outbox.c.status == "sent").subquery()
     )
@@ -103,7 +106,17 @@ async def test_commands_are_registered_and_the_webhook_set_or_removed(
 ) -> None:
     harness = await telegram_app(mode)
     names = [command["command"] for command in harness.api.commands]
-    assert names == ["start", "help", "surveys", "skip", "back", "stop", "forget"]
+    assert names == [
+        "start",
+        "help",
+        "surveys",
+        "skip",
+        "back",
+        "stop",
+        "forget",
+        "subscribe",
+        "unsubscribe",
+    ]
     if mode == "webhook":
         hook = harness.api.webhook
         assert hook is not None
@@ -112,7 +125,7 @@ async def test_commands_are_registered_and_the_webhook_set_or_removed(
         assert sorted(hook["allowed_updates"]) == ["callback_query", "message"]
     else:
         assert "deleteWebhook" in harness.api.methods()
-        # The poll task starts just after the channel reports ready: wait for its first call.
+        # The first poll starts just after the channel is ready (a race on a busy machine).
         await harness.api.wait_until(lambda: harness.api.calls_to("getUpdates"), what="a poll")
         polls = harness.api.calls_to("getUpdates")
         assert polls and sorted(polls[0].params["allowed_updates"]) == [

@@ -17,6 +17,7 @@ from storage.staff import delete_expired_sessions
 from web.keys import SCHEDULER, SETTINGS
 from web.staff.accounts import setup_accounts
 from web.staff.auth import STAFF_KEY, STAFF_NAV, STAFF_SERVER_SECRET, staff_middleware
+from web.staff.broadcasts import setup_broadcast_progress
 from web.staff.campaigns import setup_campaigns
 from web.staff.reports import setup_reports
 from web.staff.review import setup_review
@@ -45,6 +46,7 @@ def setup_staff(app: web.Application) -> None:
     setup_reports(app)
     setup_surveys(app)
     setup_campaigns(app)
+    setup_broadcast_progress(app)
 
 
 SESSION_SWEEP_SECONDS = 600.0
