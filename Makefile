@@ -26,9 +26,11 @@ run: $(RUNTIME_STAMP)
 	$(BIN)/python main.py run
 
 ## make test: install dev dependencies (and PostgreSQL/Chromium when missing), lint, run every test
+## (in TEST_WORKERS processes, each with its own PostgreSQL cluster and browser)
+TEST_WORKERS ?= 2
 test: $(DEV_STAMP) system-deps
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 system-deps:
 	bash scripts/system-deps.sh
