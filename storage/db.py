@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,36 +172,53 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def migrate(url: str | URL) -> None:
-    """Upgrade the database at `url` to the newest schema (`alembic upgrade heads`).
+@contextmanager
+def migration_transaction(connection: Connection) -> Iterator[None]:
+    """The one transaction a migration runs in (BEGIN IMMEDIATE on SQLite).
+
+    SQLite changes a column by rebuilding the table (copy, DROP, rename). With foreign
+    keys enforced, dropping a table that others refer to fails or cascade-deletes their
+    rows, so they are off for the migration (SQLite's documented procedure; the pragma is
+    ignored inside a transaction, hence the driver connection before BEGIN) and the
+    result is checked before commit.
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+    connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+    try:
+        with connection.begin():
+            yield
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left rows with missing parents: {broken[:5]}")
+    finally:
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def migrate(url: str | URL, revision: str = "heads") -> None:
+    """Upgrade the database at `url` to the newest schema (`alembic upgrade heads`),
+    or to `revision`.
 
     "heads", not "head": work in progress may briefly hold two migration branches;
     a released history is linear.
     """
     engine = create_db_engine(url, lock_timeout_ms=MIGRATION_LOCK_TIMEOUT_MS)
     try:
-        with engine.connect() as connection:
-            sqlite = connection.dialect.name == "sqlite"
-            if sqlite:
-                # SQLite changes a column by rebuilding the table (copy, DROP, rename). With
-                # foreign keys enforced, dropping a table that others refer to fails or
-                # cascade-deletes their rows, so they are off for the migration (SQLite's
-                # documented procedure; the pragma is ignored inside a transaction, hence
-                # the driver connection before BEGIN) and the result is checked before commit.
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
-            connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            try:
-                with connection.begin():
-                    command.upgrade(_alembic_config(connection), "heads")
-                    if sqlite:
-                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                        if broken:
-                            raise RuntimeError(
-                                f"migration left rows with missing parents: {broken[:5]}"
-                            )
-            finally:
-                if sqlite:
-                    connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+        with engine.connect() as connection, migration_transaction(connection):
+            command.upgrade(_alembic_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
+def downgrade(url: str | URL, revision: str) -> None:
+    """Take the database at `url` back to `revision` ("base": no tables at all)."""
+    engine = create_db_engine(url, lock_timeout_ms=MIGRATION_LOCK_TIMEOUT_MS)
+    try:
+        with engine.connect() as connection, migration_transaction(connection):
+            command.downgrade(_alembic_config(connection), revision)
     finally:
         engine.dispose()
 

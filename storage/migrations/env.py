@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 import storage.tables  # noqa: F401  (registers the tables on the metadata)
 from storage.db import (
     MIGRATION_LOCK_TIMEOUT_MS,
-    SQLITE_BEGIN_OPTION,
     create_db_engine,
+    migration_transaction,
     normalise_url,
 )
 from storage.tables import metadata
@@ -78,10 +78,8 @@ def run_migrations_online() -> None:
         return
     engine = create_db_engine(_url(), lock_timeout_ms=MIGRATION_LOCK_TIMEOUT_MS)
     try:
-        with engine.connect() as connection:
-            connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            with connection.begin():
-                _run(connection)
+        with engine.connect() as connection, migration_transaction(connection):
+            _run(connection)
     finally:
         engine.dispose()
 

@@ -3,46 +3,18 @@ their response's campaign, and the reports read them as before."""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
-from storage.db import MIGRATIONS_DIR, create_db_engine, migrate
+from storage.db import create_db_engine, downgrade, migrate
 from storage.reports import load_campaign_counts
 from storage.repository import Repository
 from storage.review import read
 from tests.reports.seed import Person, add_campaign, answer_all, shipped
 
 
-def _to(url: str, revision: str) -> None:
-    engine = create_db_engine(url)
-    try:
-        with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS_DIR))
-            config.set_main_option("path_separator", "os")
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-    finally:
-        engine.dispose()
-
-
-def _down(url: str, revision: str) -> None:
-    engine = create_db_engine(url)
-    try:
-        with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS_DIR))
-            config.set_main_option("path_separator", "os")
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-    finally:
-        engine.dispose()
-
-
 def test_existing_answers_get_their_campaign(empty_database_url: str) -> None:
     url = empty_database_url
-    _to(url, "0008")
+    migrate(url, "0008")
     engine = create_db_engine(url)
     try:
         with engine.begin() as connection:
@@ -101,7 +73,7 @@ def test_existing_answers_get_their_campaign(empty_database_url: str) -> None:
                     text(f"SELECT response_id, campaign_id FROM {table} ORDER BY response_id")
                 ).all()
                 assert [tuple(row) for row in rows] == [(10, 1), (20, 2)], table
-        _down(url, "0008")  # and back: no row lost either way
+        downgrade(url, "0008")  # and back: no row lost either way
         with engine.connect() as connection:
             for table in ("answers", "answer_choices"):
                 rows = connection.execute(text(f"SELECT response_id FROM {table}")).all()

@@ -7,13 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from storage.db import MIGRATIONS_DIR, create_db_engine, current_revision, head_revision, migrate
+from storage.db import create_db_engine, current_revision, downgrade, head_revision, migrate
 from storage.tables import ALL_TABLES, metadata
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,16 +52,7 @@ def test_migrated_schema_equals_the_models(empty_database_url: str) -> None:
 
 def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
     migrate(empty_database_url)
-    engine = create_db_engine(empty_database_url)
-    try:
-        with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS_DIR))
-            config.set_main_option("path_separator", "os")
-            config.attributes["connection"] = connection
-            command.downgrade(config, "base")
-    finally:
-        engine.dispose()
+    downgrade(empty_database_url, "base")
     assert table_names(empty_database_url) == set()
     migrate(empty_database_url)
     assert schema_diff(empty_database_url) == []
@@ -88,19 +77,6 @@ def test_developer_alembic_ini_works_from_any_directory(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert current_revision(url) == HEAD
     assert schema_diff(url) == []
-
-
-def _upgrade_to(url: str, revision: str) -> None:
-    engine = create_db_engine(url)
-    try:
-        with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS_DIR))
-            config.set_main_option("path_separator", "os")
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-    finally:
-        engine.dispose()
 
 
 # A database as the last release left it (revision 0005), with one of everything that
@@ -140,7 +116,7 @@ def test_a_released_database_with_data_upgrades_keeping_every_row(
 ) -> None:
     from sqlalchemy import text
 
-    _upgrade_to(empty_database_url, "0005")
+    migrate(empty_database_url, "0005")
     engine = create_db_engine(empty_database_url)
     try:
         with engine.begin() as connection:
