@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from config.settings import PROJECT_ROOT, SHIPPED_SURVEYS_DIR
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.processes import free_port, server_env
 
 
 def wait_for(url: str, process: subprocess.Popen[str], seconds: float = 60) -> bytes:
@@ -43,8 +36,7 @@ def test_server_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
     shutil.copy(SHIPPED_SURVEYS_DIR / "bullying.yaml", surveys)
     (surveys / "broken.yaml").write_text("id: broken\nversion: [\n")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BESAFE_")}
-    env.update(
+    env = server_env(
         BESAFE_DATA_DIR=str(tmp_path / "data"),
         BESAFE_PORT=str(port),
         BESAFE_SURVEYS_DIR=str(surveys),

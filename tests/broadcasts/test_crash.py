@@ -9,34 +9,32 @@ the few whose send was in flight (sent, not yet recorded) at the kill.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import create_engine, insert, select
 
 from bot.relay import seal_handle
-from config.settings import PROJECT_ROOT
 from storage.clock import utcnow
 from storage.db import migrate
 from storage.pseudonyms import pseudonym
 from storage.tables import campaigns, respondents
 from storage.tables_broadcasts import broadcast_sends, subscribers
+from tests.processes import free_port, start_server
 from tests.telegram.fake_bot_api import TOKEN, FakeBotApi
 from tests.telegram.harness import SECRET_KEY
-from tests.telegram.test_crash import free_port
 
 PEOPLE = 150
 FIRST_CHAT = 7_000_001
 IN_FLIGHT_AT_MOST = 10  # calls in flight plus those sent in the last outcome write (0.1 s)
 
 
-def start_server(tmp_path: Path, api: FakeBotApi, port: int, url: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BESAFE_")}
-    env.update(
+def run_server(tmp_path: Path, api: FakeBotApi, port: int, url: str) -> subprocess.Popen[bytes]:
+    return start_server(
+        tmp_path,
+        tmp_path / f"server-{port}.log",
         BESAFE_DATA_DIR=str(tmp_path / "data"),
         BESAFE_DATABASE_URL=url,
         BESAFE_PORT=str(port),
@@ -48,14 +46,6 @@ def start_server(tmp_path: Path, api: FakeBotApi, port: int, url: str) -> subpro
         BESAFE_BROADCAST_QUIET_HOURS="",  # whatever the time of day the test runs
         BESAFE_BROADCAST_CHECK_SECONDS="0.5",
         BESAFE_LOG_FORMAT="json",
-    )
-    log = (tmp_path / f"server-{port}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "main.py"), "run"],
-        env=env,
-        stdout=log,
-        stderr=log,
-        cwd=tmp_path,
     )
 
 
@@ -117,7 +107,7 @@ async def test_nobody_is_invited_twice_across_a_kill(tmp_path: Path, database_ur
     prepare(url)
     api = await FakeBotApi().start()
     port = free_port()
-    server = start_server(tmp_path, api, port, url)
+    server = run_server(tmp_path, api, port, url)
     try:
         await api.wait_until(
             lambda: sum(invitations(api).values()) >= 40, timeout=90, what="40 invitations"
@@ -127,7 +117,7 @@ async def test_nobody_is_invited_twice_across_a_kill(tmp_path: Path, database_ur
         at_kill = sum(invitations(api).values())
         assert at_kill < PEOPLE  # killed in the middle
 
-        server = start_server(tmp_path, api, port, url)
+        server = run_server(tmp_path, api, port, url)
         await api.wait_until(
             lambda: len(invitations(api)) == PEOPLE, timeout=120, what="every invitation"
         )

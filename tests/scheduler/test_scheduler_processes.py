@@ -4,11 +4,8 @@ scheduled jobs; SIGKILL it and the other takes over."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from config.settings import PROJECT_ROOT
 from storage.db import create_db_engine
+from tests.processes import free_port, start_server
 
 SECRET_KEY = "scheduler-process-tests-secret-0123456789abcdef"
 RETRY_SECONDS = 0.5
@@ -25,17 +22,12 @@ TAKEOVER_BOUND = 20.0  # retry interval + PostgreSQL noticing the dead connectio
 WAIT = 90.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
     def __init__(self, tmp_path: Path, name: str, database_url: str) -> None:
         self.log_path = tmp_path / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BESAFE_")}
-        env.update(
+        self.process = start_server(
+            tmp_path,
+            self.log_path,
             BESAFE_DATA_DIR=str(tmp_path / name),
             BESAFE_DATABASE_URL=database_url,
             BESAFE_PORT=str(free_port()),
@@ -45,14 +37,6 @@ class Server:
             BESAFE_ALERT_CHECK_SECONDS="0.5",
             BESAFE_SCHEDULER_LEADER_RETRY_SECONDS=str(RETRY_SECONDS),
         )
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(PROJECT_ROOT / "main.py"), "run"],
-                env=env,
-                stdout=log,
-                stderr=log,
-                cwd=tmp_path,
-            )
 
     def lines(self) -> list[dict]:
         found = []

@@ -10,19 +10,16 @@ reply arrives; a message in flight at the kill may arrive twice, never more.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from config.settings import PROJECT_ROOT
 from storage import tables
 from storage.tables_telegram import telegram_inbox, telegram_outbox
+from tests.processes import free_port, start_server
 from tests.telegram.fake_bot_api import TOKEN, FakeBotApi, FakeUser
 from tests.telegram.harness import SECRET_KEY
 
@@ -30,15 +27,10 @@ HOOK_PATH = "/telegram/crash-hook"
 HOOK_SECRET = "crash_secret_123"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(tmp_path: Path, api: FakeBotApi, mode: str, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BESAFE_")}
-    env.update(
+def run_server(tmp_path: Path, api: FakeBotApi, mode: str, port: int) -> subprocess.Popen[bytes]:
+    return start_server(
+        tmp_path,
+        tmp_path / f"server-{port}.log",
         BESAFE_DATA_DIR=str(tmp_path / "data"),
         BESAFE_PORT=str(port),
         BESAFE_SECRET_KEY=SECRET_KEY,
@@ -51,14 +43,6 @@ def start_server(tmp_path: Path, api: FakeBotApi, mode: str, port: int) -> subpr
         BESAFE_TELEGRAM_RATE_PER_SECOND="0",
         BESAFE_TELEGRAM_CHAT_RATE_PER_SECOND="0",
         BESAFE_LOG_FORMAT="json",
-    )
-    log = (tmp_path / f"server-{port}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "main.py"), "run"],
-        env=env,
-        stdout=log,
-        stderr=log,
-        cwd=tmp_path,
     )
 
 
@@ -80,7 +64,7 @@ async def test_every_acknowledged_update_is_handled_after_a_kill(tmp_path: Path,
     port = free_port()
     url = f"sqlite:///{tmp_path / 'data' / 'besafe.db'}"
     ready_method = "getUpdates" if mode == "polling" else "setWebhook"
-    server = start_server(tmp_path, api, mode, port)
+    server = run_server(tmp_path, api, mode, port)
     try:
         await api.wait_until(lambda: api.calls_to(ready_method), timeout=60, what="start-up")
         if mode == "webhook":
@@ -114,7 +98,7 @@ async def test_every_acknowledged_update_is_handled_after_a_kill(tmp_path: Path,
 
         api.clear_failures()
         api.release()
-        server = start_server(tmp_path, api, mode, port)
+        server = run_server(tmp_path, api, mode, port)
         # Greeting + menu for /start, and the help text for /help.
         await api.wait_until(lambda: len(user.shown) >= 3, timeout=60, what="replies")
         await asyncio.sleep(0.5)  # anything more (a duplicate) would be here by now
