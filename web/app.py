@@ -12,7 +12,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from web.chat import security_headers_middleware, setup_chat
 from web.keys import DISPATCHER, RELAY, SCHEDULER, SETTINGS, WRITES
 from web.staff import setup_staff
 from web.staff.campaigns import campaign_sweep
+from web.tasks import cancel_and_wait
 
 log = logging.getLogger("besafe.app")
 
@@ -173,11 +173,7 @@ async def _core(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         if semantic is not None:
             semantic.close()  # before the writes: a turn waits for stage 2, then writes
         writes.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import suppress
 
 from aiohttp import web
 
@@ -22,6 +21,7 @@ from config.settings import Settings
 from storage.batching import WriteBatcher
 from storage.clock import utcnow
 from web.keys import SCHEDULER, SETTINGS, WRITES
+from web.tasks import cancel_and_wait
 
 log = logging.getLogger("besafe.broadcasts")
 
@@ -49,11 +49,7 @@ async def broadcast_jobs(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
 
 async def _send(app: web.Application, settings: Settings, writes: WriteBatcher) -> None:

@@ -18,7 +18,6 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +60,7 @@ from web.staff.review_rules import (
     highlight_segments,
     queue_key,
 )
+from web.tasks import cancel_and_wait
 
 log = logging.getLogger("besafe.web.staff.review")
 
@@ -130,11 +130,7 @@ async def _review_background(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         feed.close()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         if sender is not None:
             await sender.close()
 
