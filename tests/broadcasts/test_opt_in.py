@@ -150,3 +150,31 @@ async def test_stop_when_not_subscribed_just_stops(dispatcher: Dispatcher) -> No
     outputs = await say(dispatcher, "503", CommandIn("stop"))
     assert subscriptions.UNSUBSCRIBED not in texts(outputs)
     assert "stop here for now" in outputs[0].text
+
+
+async def test_no_news_offer_while_a_safeguarding_question_waits(
+    dispatcher: Dispatcher, repository: Repository
+) -> None:
+    """A disclosure in the last answer finishes the survey, but the turn asks whether someone
+    may reply: the offer to hear about new surveys must not crowd that question out."""
+    from tests.fakes.respondent import next_event
+
+    outputs = await say(dispatcher, "504", CommandIn("start", "bullying-v1"))
+    for turn in range(100):
+        if outputs[-1].question_id == "anything_else":
+            break
+        event = next_event(outputs, "bullying", turn)
+        assert event is not None, outputs
+        outputs = await say(dispatcher, "504", event)
+    else:
+        raise AssertionError("never reached the last question")
+
+    outputs = await say(dispatcher, "504", TextIn(DISCLOSURE))
+
+    assert len(rows(repository, tables.flags)) == 1
+    assert outputs[-1].question_id == CONTACT_PROMPT
+    assert all(output.question_id != subscriptions.NEWS_PROMPT for output in outputs)
+    # Their answer to the contact question is taken as that, never as a news opt-in.
+    outputs = await say(dispatcher, "504", ChoiceIn("yes", CONTACT_PROMPT))
+    assert all(output.question_id != subscriptions.NEWS_PROMPT for output in outputs)
+    assert subscriber(repository, respondent_id(repository, "504", "telegram")) is None
