@@ -9,7 +9,7 @@ python main.py user add --role R --username U [--password-stdin]   create a staf
 python main.py audit verify         check the audit log's hash chain
 python main.py report CODE --format html|csv|xlsx|json --output FILE   a board report
 python main.py classify             screen lines from stdin (JSON {id, text} or plain), JSON out
-python main.py campaign create|list|schedule|open|close|archive|status   campaigns (London times)
+python main.py campaign create|edit|list|schedule|open|close|archive|status  campaigns
 python main.py broadcast status CODE [--follow]   a campaign's invitations and reminders
 """
 
@@ -365,6 +365,48 @@ def _campaign_plan(args: argparse.Namespace, repository: Repository) -> Campaign
     )
 
 
+def _edited_plan(args: argparse.Namespace, before: CampaignPlan) -> CampaignPlan:
+    """`before` with only the options given on the command line changed."""
+    from dataclasses import replace
+
+    from surveys.audience import Audience
+    from surveys.campaigns import parse_london
+
+    changes: dict[str, object] = {}
+    if args.title is not None:
+        changes["title"] = args.title
+    if args.opens is not None:
+        changes["opens_at"] = parse_london(args.opens, "opening time")
+    if args.no_closing_time:
+        changes["closes_at"] = None
+    elif args.closes is not None:
+        changes["closes_at"] = parse_london(args.closes, "closing time")
+    if args.invitation is not None:
+        changes["invitation_text"] = args.invitation
+    if args.reminder_text is not None:
+        changes["reminder_text"] = args.reminder_text
+    if args.no_reminders:
+        changes["reminder_times"] = ()
+    elif args.reminder:
+        changes["reminder_times"] = tuple(parse_london(t, "reminder time") for t in args.reminder)
+    if args.target is not None:
+        changes["target_responses"] = args.target or None  # 0 removes the target
+    if args.spread_minutes is not None:
+        changes["send_spread_minutes"] = args.spread_minutes
+    # The audience is replaced as a whole when any part of it is given.
+    if args.key_stage or args.year or args.school or args.area or args.channel:
+        changes["audience"] = Audience.build(
+            key_stages=args.key_stage,
+            years=args.year,
+            schools=args.school,
+            areas=args.area,
+            channels=args.channel,
+        )
+    elif args.everyone:
+        changes["audience"] = Audience()
+    return replace(before, **changes)
+
+
 def _print_campaign(campaign: Campaign) -> None:
     from surveys.campaigns import STATE_LABELS, format_london
 
@@ -381,7 +423,7 @@ def _print_campaign(campaign: Campaign) -> None:
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
-    """create | list | schedule | open | close | archive | status."""
+    """create | edit | list | schedule | open | close | archive | status."""
     from storage import campaigns as store
     from storage.campaign_progress import progress_counts
     from storage.repository import UnknownCampaign
@@ -398,6 +440,17 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             print(f"created draft campaign {created.code!r}")
             _print_campaign(created)
             print(f"open it with: python main.py campaign open {created.code}")
+        elif action == "edit":
+            before = store.get_campaign(repository, args.code)
+            edited = store.edit_campaign(
+                repository, args.code, _edited_plan(args, before.plan), actor
+            )
+            if edited.plan == before.plan:
+                print(f"{args.code}: nothing changed")
+            else:
+                changed = ", ".join(sorted(before.plan.changed_fields(edited.plan)))
+                print(f"{args.code}: changed {changed}")
+            _print_campaign(edited)
         elif action == "list":
             found = store.list_campaigns(repository)
             if not found:
@@ -440,7 +493,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
 def _add_campaign_commands(commands: argparse._SubParsersAction) -> None:
     campaign = commands.add_parser(
-        "campaign", help="campaigns: create, list, schedule, open, close, archive, status"
+        "campaign", help="campaigns: create, edit, list, schedule, open, close, archive, status"
     )
     actions = campaign.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
     create = actions.add_parser(
@@ -466,6 +519,36 @@ def _add_campaign_commands(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--area", action="append", default=[])
     create.add_argument("--channel", action="append", default=[], help="telegram or web")
     create.set_defaults(func=cmd_campaign)
+    edit = actions.add_parser(
+        "edit",
+        help="change a campaign's plan as far as its state allows (only the options given)",
+    )
+    edit.add_argument("code", metavar="CODE")
+    edit.add_argument("--title")
+    edit.add_argument("--opens", help="London time")
+    edit.add_argument("--closes", help="London time")
+    edit.add_argument("--no-closing-time", action="store_true", help="remove the closing time")
+    edit.add_argument("--invitation")
+    edit.add_argument("--reminder-text")
+    edit.add_argument(
+        "--reminder",
+        action="append",
+        default=[],
+        metavar="TIME",
+        help="London time; repeat; replaces the planned reminders",
+    )
+    edit.add_argument("--no-reminders", action="store_true", help="remove every reminder")
+    edit.add_argument("--target", type=int, help="target number of responses; 0 removes it")
+    edit.add_argument("--spread-minutes", type=int)
+    edit.add_argument(
+        "--key-stage", action="append", default=[], help="replaces the audience; repeat"
+    )
+    edit.add_argument("--year", action="append", type=int, default=[])
+    edit.add_argument("--school", action="append", default=[])
+    edit.add_argument("--area", action="append", default=[])
+    edit.add_argument("--channel", action="append", default=[])
+    edit.add_argument("--everyone", action="store_true", help="no audience restriction")
+    edit.set_defaults(func=cmd_campaign)
     actions.add_parser("list", help="every campaign with its state and times").set_defaults(
         func=cmd_campaign
     )

@@ -71,3 +71,44 @@ def test_campaign_errors_are_clear_and_change_nothing(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no campaign has the code 'nope'" in missing.stderr
     listed = run_cli("campaign", "list", env=env)
     assert "spring" not in listed.stdout and "autumn" not in listed.stdout
+
+
+def test_campaign_edit_changes_only_what_is_given_and_respects_the_state(tmp_path: Path) -> None:
+    env = {"BESAFE_DATA_DIR": str(tmp_path)}
+    created = run_cli(
+        "campaign", "create", "--code", "sid-2031", "--title", "Safer Internet Day",
+        "--survey", "bullying", "--opens", "2031-02-10 09:00", "--closes", "2031-02-14 16:00",
+        "--year", "9", "--target", "50",
+        env=env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+
+    edited = run_cli(
+        "campaign", "edit", "sid-2031", "--closes", "2031-02-21 16:00", "--target", "80",
+        env=env,
+    )  # fmt: skip
+    assert edited.returncode == 0, edited.stderr
+    assert "changed closes_at, target_responses" in edited.stdout
+    assert "Fri 21 Feb 2031, 16:00 GMT" in edited.stdout
+    assert "Safer Internet Day" in edited.stdout and "Year 9" in edited.stdout  # kept
+    status = run_cli("campaign", "status", "sid-2031", env=env)
+    assert "0 of 80" in status.stdout
+
+    same = run_cli("campaign", "edit", "sid-2031", env=env)
+    assert same.returncode == 0 and "nothing changed" in same.stdout
+
+    everyone = run_cli("campaign", "edit", "sid-2031", "--everyone", env=env)
+    assert everyone.returncode == 0 and "changed audience" in everyone.stdout
+
+    bad = run_cli("campaign", "edit", "sid-2031", "--closes", "2031-02-01 09:00", env=env)
+    assert bad.returncode == 1 and "closing time must be after" in bad.stderr
+
+    assert run_cli("campaign", "open", "sid-2031", env=env).returncode == 0
+    opens = run_cli("campaign", "edit", "sid-2031", "--opens", "2031-02-11 09:00", env=env)
+    assert opens.returncode == 1 and "cannot change while the campaign is open" in opens.stderr
+    assert "Traceback" not in opens.stderr
+    missing = run_cli("campaign", "edit", "nope", "--title", "X", env=env)
+    assert missing.returncode == 1 and "no campaign has the code 'nope'" in missing.stderr
+    kept = run_cli("campaign", "status", "sid-2031", env=env)
+    # Opening set the opening time to now; the refused edit left it so.
+    assert "11 Feb 2031" not in kept.stdout and "0 of 80" in kept.stdout
