@@ -55,7 +55,7 @@ SURVEY_ID = "bullying"
 QUIET = 0.05  # seconds without a new message that end a turn with no buttons
 # BENCH_PROFILE=out.prof runs the server under cProfile (figures are then meaningless).
 PROFILE = (
-    ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if "BENCH_PROFILE" in os.environ else []
+    [os.environ["BENCH_WRAP"]] if "BENCH_WRAP" in os.environ else ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if "BENCH_PROFILE" in os.environ else []
 )
 
 
