@@ -241,17 +241,18 @@ class Repository:
             # Plain SAVEPOINT statements: SQLAlchemy's begin_nested() costs
             # several times more, and these units never nest further.
             for work in works:
-                connection.exec_driver_sql("SAVEPOINT unit")
+                unit = UnitOfWork(connection, self)
+                unit._driver_sql("SAVEPOINT unit")
                 try:
-                    result = work(UnitOfWork(connection, self))
+                    result = work(unit)
                 except Exception as error:
                     if isinstance(error, DBAPIError) and is_busy_error(error):
                         raise  # retry the whole batch
-                    connection.exec_driver_sql("ROLLBACK TO SAVEPOINT unit")
-                    connection.exec_driver_sql("RELEASE SAVEPOINT unit")
+                    unit._driver_sql("ROLLBACK TO SAVEPOINT unit")
+                    unit._driver_sql("RELEASE SAVEPOINT unit")
                     outcomes.append((False, error))
                 else:
-                    connection.exec_driver_sql("RELEASE SAVEPOINT unit")
+                    unit._driver_sql("RELEASE SAVEPOINT unit")
                     outcomes.append((True, result))
             return outcomes
 
@@ -688,17 +689,20 @@ class UnitOfWork:
         keys = tuple(rows[0])
         prepared = _driver_statement(statement, self.connection, keys)
         sqlite_times = self._dialect == "sqlite"
+        order, fixed = prepared.order, prepared.fixed
         converted = []
         for row in rows:
-            values = {**prepared.fixed, **row}
+            values = {**fixed, **row} if fixed else row
             if sqlite_times:
                 values = {
                     k: v.strftime(_SQLITE_TIME) if isinstance(v, datetime) else v
                     for k, v in values.items()
                 }
-            converted.append(
-                tuple(values[k] for k in prepared.order) if prepared.order is not None else values
-            )
+            converted.append(tuple([values[k] for k in order]) if order is not None else values)
+        return self._driver_sql(prepared.sql, converted if many else converted[0], many=many)
+
+    def _driver_sql(self, sql: str, params: Any = None, *, many: bool = False) -> _Rows:
+        """Run driver-ready SQL on the driver's own cursor (see `_hot`)."""
         # Straight to the driver's cursor, as SQLAlchemy's own `_cursor_execute` does: even
         # `exec_driver_sql` builds an execution context and a result (metadata, processors)
         # per call, several times the statement's own cost on SQLite. A driver error still
@@ -707,13 +711,13 @@ class UnitOfWork:
         cursor = self.connection.connection.cursor()
         try:
             if many:
-                cursor.executemany(prepared.sql, converted)
+                cursor.executemany(sql, params)
+            elif params is None:
+                cursor.execute(sql)
             else:
-                cursor.execute(prepared.sql, converted[0])
+                cursor.execute(sql, params)
         except BaseException as error:
-            self.connection._handle_dbapi_exception(
-                error, prepared.sql, converted if many else converted[0], cursor, None
-            )
+            self.connection._handle_dbapi_exception(error, sql, params, cursor, None)
             raise  # not reached: the call above raises
         return _Rows(cursor)
 

@@ -19,6 +19,7 @@ from telegram import Bot
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+from yarl import URL
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _JSON = {"Content-Type": "application/json"}
@@ -68,6 +69,8 @@ class AiohttpRequest(BaseRequest):
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[object, object], aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, URL] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -78,6 +81,7 @@ class AiohttpRequest(BaseRequest):
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300),
                 skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),  # the Bot API sets none; saves a lookup
             )
 
     async def shutdown(self) -> None:
@@ -104,9 +108,16 @@ class AiohttpRequest(BaseRequest):
         connect = (
             self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
         )
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect, sock_read=read, connect=None
-        )
+        timeout = self._timeouts.get((connect, read))
+        if timeout is None:
+            timeout = self._timeouts[(connect, read)] = aiohttp.ClientTimeout(
+                total=None, sock_connect=connect, sock_read=read, connect=None
+            )
+        target = self._urls.get(url)
+        if target is None:  # parsed once per method (a Bot API URL has no query to vary)
+            target = self._urls[url] = URL(url)
+            while len(self._urls) > 256:
+                self._urls.pop(next(iter(self._urls)))
         # Form-encoded as PTB's own client does; encoded here because aiohttp's FormData
         # builds a multipart writer (and a random boundary) for every call.
         if isinstance(request_data, JsonBody):
@@ -116,7 +127,7 @@ class AiohttpRequest(BaseRequest):
             headers = _FORM if body is not None else None
         try:
             async with self._session.request(
-                method, url, data=body, headers=headers, timeout=timeout
+                method, target, data=body, headers=headers, timeout=timeout
             ) as response:
                 return response.status, await response.read()
         except aiohttp.ConnectionTimeoutError as error:
