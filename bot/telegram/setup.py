@@ -23,7 +23,7 @@ from aiohttp import web
 from telegram.ext import Application
 
 from bot.dispatcher import Dispatcher
-from bot.telegram.channel import POLL_TIMEOUT, TelegramChannel, webhook_secret
+from bot.telegram.channel import POLL_TIMEOUT, TelegramChannel, WebhookReply, webhook_secret
 from bot.telegram.request import AiohttpRequest
 from bot.telegram.sender import Sender
 from bot.telegram.translate import NotUnderstood, translate_data
@@ -200,6 +200,9 @@ async def webhook(request: web.Request) -> web.Response:
     except NotUnderstood:  # a shape the Bot API does not send: sending it again would not help
         log.warning("telegram webhook: update not understood; ignored")
         return web.Response(status=200, text="ignored")
-    if not await channel.process_data(data["update_id"], incoming):
+    reply = WebhookReply()
+    if not await channel.process_data(data["update_id"], incoming, reply):
         return web.Response(status=500, text="not handled; send again")
+    if reply.call is not None:  # e.g. the tap's answer: Telegram makes that call itself
+        return web.json_response(reply.call)
     return web.Response(status=200, text="ok")
