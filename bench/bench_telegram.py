@@ -123,6 +123,11 @@ class Person:
         self.new_chat()
 
     def new_chat(self) -> None:
+        # The last chat's late replies (the menu, the news offer after the thanks) must not
+        # land in the new chat: tapping them there is refused (their buttons are signed for
+        # the old chat), which stalled that person until the turn timed out.
+        if hasattr(self, "chat_id"):
+            self.bench.people.pop(self.chat_id, None)
         self.chat_id = next(self.ids)
         self.shown: list[Shown] = []
         self.arrived = asyncio.Event()

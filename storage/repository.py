@@ -48,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql.dml import Insert
 
 from storage.clock import as_naive_utc, utcnow
@@ -241,17 +241,18 @@ class Repository:
             # Plain SAVEPOINT statements: SQLAlchemy's begin_nested() costs
             # several times more, and these units never nest further.
             for work in works:
-                connection.exec_driver_sql("SAVEPOINT unit")
+                unit = UnitOfWork(connection, self)
+                unit._driver_sql("SAVEPOINT unit")
                 try:
-                    result = work(UnitOfWork(connection, self))
+                    result = work(unit)
                 except Exception as error:
                     if isinstance(error, DBAPIError) and is_busy_error(error):
                         raise  # retry the whole batch
-                    connection.exec_driver_sql("ROLLBACK TO SAVEPOINT unit")
-                    connection.exec_driver_sql("RELEASE SAVEPOINT unit")
+                    unit._driver_sql("ROLLBACK TO SAVEPOINT unit")
+                    unit._driver_sql("RELEASE SAVEPOINT unit")
                     outcomes.append((False, error))
                 else:
-                    connection.exec_driver_sql("RELEASE SAVEPOINT unit")
+                    unit._driver_sql("RELEASE SAVEPOINT unit")
                     outcomes.append((True, result))
             return outcomes
 
@@ -440,6 +441,12 @@ class _Statements:
         self.respondent_upsert = seen.on_conflict_do_update(
             index_elements=["pseudonym"], set_={"last_seen_at": seen.excluded.last_seen_at}
         ).returning(respondents.c.id)
+        self.delivery_claim = (
+            _dialect_insert(dialect, processed_deliveries)
+            .values(channel=p("p_channel"), delivery_id=p("p_delivery"), created_at=p("p_now"))
+            .on_conflict_do_nothing(index_elements=["channel", "delivery_id"])
+            .returning(processed_deliveries.c.delivery_id)
+        )
         # One read at the start of a turn: the respondent (kind 0: id, last seen,
         # saved state) and each of their responses (kind 1: id, campaign code,
         # survey, status), so the turn needs no other lookups.
@@ -594,6 +601,45 @@ class _DriverStatement:
     fixed: Mapping[str, object]  # values SQLAlchemy bound itself (literals)
 
 
+class _Rows:
+    """The rows of a hot-path statement, read from the driver's cursor: the few ways of
+    reading a result that the hot paths use (plain tuples, values as the driver gives them)."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def all(self) -> list[Any]:
+        cursor = self._cursor
+        rows = cursor.fetchall() if cursor.description is not None else []
+        cursor.close()
+        return rows
+
+    def __iter__(self) -> Any:
+        return iter(self.all())
+
+    def first(self) -> Any:
+        cursor = self._cursor
+        row = cursor.fetchone() if cursor.description is not None else None
+        cursor.close()
+        return row
+
+    def scalar_one(self) -> Any:
+        rows = self.all()
+        if not rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
+        return rows[0][0]
+
+    def scalar_one_or_none(self) -> Any:
+        rows = self.all()
+        if len(rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when one or none was required")
+        return rows[0][0] if rows else None
+
+
 _driver_cache: dict[tuple[int, str, tuple[str, ...]], _DriverStatement] = {}
 _driver_lock = threading.Lock()
 
@@ -629,7 +675,7 @@ class UnitOfWork:
         self._responses: dict[tuple[int, str], _ResponseRef] = {}
 
     def _hot(self, statement: Any, params: Mapping[str, object] | list) -> Any:
-        """Run a prebuilt hot-path statement through the driver (`exec_driver_sql`).
+        """Run a prebuilt hot-path statement on the driver's own cursor.
 
         SQLAlchemy's full `execute` costs several times the statement itself on
         SQLite (~40 us against ~5 us); this path skips its per-call compilation
@@ -643,18 +689,37 @@ class UnitOfWork:
         keys = tuple(rows[0])
         prepared = _driver_statement(statement, self.connection, keys)
         sqlite_times = self._dialect == "sqlite"
+        order, fixed = prepared.order, prepared.fixed
         converted = []
         for row in rows:
-            values = {**prepared.fixed, **row}
+            values = {**fixed, **row} if fixed else row
             if sqlite_times:
                 values = {
                     k: v.strftime(_SQLITE_TIME) if isinstance(v, datetime) else v
                     for k, v in values.items()
                 }
-            converted.append(
-                tuple(values[k] for k in prepared.order) if prepared.order is not None else values
-            )
-        return self.connection.exec_driver_sql(prepared.sql, converted if many else converted[0])
+            converted.append(tuple([values[k] for k in order]) if order is not None else values)
+        return self._driver_sql(prepared.sql, converted if many else converted[0], many=many)
+
+    def _driver_sql(self, sql: str, params: Any = None, *, many: bool = False) -> _Rows:
+        """Run driver-ready SQL on the driver's own cursor (see `_hot`)."""
+        # Straight to the driver's cursor, as SQLAlchemy's own `_cursor_execute` does: even
+        # `exec_driver_sql` builds an execution context and a result (metadata, processors)
+        # per call, several times the statement's own cost on SQLite. A driver error still
+        # goes through SQLAlchemy's handling (wrapped as DBAPIError, a lost connection
+        # invalidated), so busy retries and the pool work as before.
+        cursor = self.connection.connection.cursor()
+        try:
+            if many:
+                cursor.executemany(sql, params)
+            elif params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
+        except BaseException as error:
+            self.connection._handle_dbapi_exception(error, sql, params, cursor, None)
+            raise  # not reached: the call above raises
+        return _Rows(cursor)
 
     def insert(self, table: Any) -> Any:
         """A dialect insert with `on_conflict_do_update/do_nothing`."""
@@ -858,13 +923,11 @@ class UnitOfWork:
 
         Part of the turn's transaction: if the turn rolls back, so does the claim.
         """
-        result = self.connection.execute(
-            self.insert(processed_deliveries)
-            .values(channel=channel, delivery_id=delivery_id, created_at=self.now)
-            .on_conflict_do_nothing(index_elements=["channel", "delivery_id"])
-            .returning(processed_deliveries.c.delivery_id)
-        )
-        return result.first() is not None
+        claimed = self._hot(
+            self._sql.delivery_claim,
+            {"p_channel": channel, "p_delivery": delivery_id, "p_now": self.now},
+        ).first()
+        return claimed is not None
 
     # ------------------------------------------------------------ responses and answers
 

@@ -152,12 +152,17 @@ _TAPPED = select(telegram_outbox.c.buttons_open).where(
 )
 
 
+_CLOSE = (
+    update(telegram_outbox)
+    .where(telegram_outbox.c.id == bindparam("p_id"))
+    .values(buttons_open=bindparam("p_open"))
+)
+
+
 def close_buttons(uow: UnitOfWork, ids: Sequence[int]) -> None:
     """These messages no longer show buttons (kept a while, so a late tap is known stale)."""
     if ids:
-        uow.connection.execute(
-            update(telegram_outbox).where(telegram_outbox.c.id.in_(ids)).values(buttons_open=False)
-        )
+        uow._hot(_CLOSE, [{"p_id": row_id, "p_open": False} for row_id in ids])
 
 
 def purge_outbox(uow: UnitOfWork, closed_before: datetime, given_up_before: datetime) -> int:

@@ -14,6 +14,7 @@ point numbers, so "4" is 4 whatever the lowest point is.)
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import unicodedata
@@ -110,10 +111,24 @@ def _fail(hint: str) -> Match:
 
 def normalise(text: str) -> str:
     """Case-folded words: punctuation, symbols and emoji become spaces; apostrophes vanish."""
+    # Labels and short answers come back again and again (every choice, every message):
+    # remembered. Longer texts are rarely repeated, and would make the memory large.
+    if len(text) <= _REMEMBERED_CHARS:
+        return _normalise_remembered(text)
+    return _normalise(text)
+
+
+_REMEMBERED_CHARS = 200
+
+
+def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = text.replace("'", "").replace("\u2019", "").replace("`", "")
     spaced = "".join(char if char.isalnum() else " " for char in text)
     return " ".join(spaced.split())
+
+
+_normalise_remembered = functools.lru_cache(maxsize=4096)(_normalise)
 
 
 def _squeeze(text: str) -> str:
@@ -278,6 +293,7 @@ def choice_value(question: Question, choice: Choice) -> AnswerValue:
     return rating_value(question, choice) if question.type == "rating" else choice.value
 
 
+@functools.lru_cache(maxsize=4096)  # choices are frozen, and few
 def _keys(choice: Choice) -> tuple[str, ...]:
     keys = [normalise(choice.label), normalise(choice.value.replace("_", " "))]
     return tuple(dict.fromkeys(key for key in keys if key))
@@ -425,8 +441,22 @@ def _fuzzy(
     return Match(value=choice_value(question, best))
 
 
+# A score below this can be neither the best (at least FUZZY_THRESHOLD) nor close to it.
+_FUZZY_FLOOR = FUZZY_THRESHOLD - FUZZY_MARGIN
+
+
 def _ratio(left: str, right: str) -> float:
-    return difflib.SequenceMatcher(None, left, right, autojunk=False).ratio()
+    # Upper bounds first (the lengths, as difflib's real_quick_ratio, then its quick_ratio):
+    # a sentence against a short label is over at once, so only plausible typos pay for the
+    # full comparison. Same outcome: a pruned score is under the floor either way, so it is
+    # never the best nor close to it.
+    total = len(left) + len(right)
+    if not total or 2.0 * min(len(left), len(right)) / total < _FUZZY_FLOOR:
+        return 0.0 if total else 1.0
+    matcher = difflib.SequenceMatcher(None, left, right, autojunk=False)
+    if matcher.quick_ratio() < _FUZZY_FLOOR:
+        return 0.0
+    return matcher.ratio()
 
 
 def _match_many(question: Question, choices: tuple[Choice, ...], text: str) -> Match:

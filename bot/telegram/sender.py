@@ -37,6 +37,7 @@ import httpx
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from bot.telegram.request import call
 from storage import broadcasts
 from storage import telegram as store
 from storage.batching import WriteBatcher
@@ -292,23 +293,22 @@ class Sender:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
 
     async def _call(self, item: Outgoing) -> int | None:
-        # Through PTB's request machinery and error mapping (`Bot._post`, what every Bot
-        # method and `do_api_request` end in; PTB is pinned <23), but without building PTB
-        # objects for the keyboard and the returned Message: that was most of a send's cost.
-        # (`do_api_request` itself warns when a named method exists.)
+        # Through PTB's request object and error mapping (`request.call`), but without
+        # building PTB objects for the keyboard and the returned Message, nor a form body:
+        # that was most of a send's cost.
         params: dict[str, object] = {"chat_id": item.chat_id}
         if item.kind == "send":
             params["text"] = item.text or ""
             if item.markup:
                 params["reply_markup"] = item.markup
-            result = await self._bot._post("sendMessage", params)
+            result = await call(self._bot, "sendMessage", params)
             return int(result["message_id"]) if isinstance(result, dict) else None
         params["message_id"] = item.message_id
         if item.kind == "edit":
             params["text"] = item.text or ""
-            await self._bot._post("editMessageText", params)
+            await call(self._bot, "editMessageText", params)
         else:
-            await self._bot._post("editMessageReplyMarkup", params)
+            await call(self._bot, "editMessageReplyMarkup", params)
         return item.message_id
 
     # ------------------------------------------------------------ outcomes

@@ -370,3 +370,43 @@ def test_a_rating_end_label_is_a_choice_with_or_without_its_number() -> None:
     for text in ("1 – Not safe at all", "not safe at all", "1", "Very safe"):
         assert is_choice_typed(SAFE, text), text
     assert not is_choice_typed(SAFE, "not safe at all, they wait for me after school")
+
+
+def _plain_ratio(left: str, right: str) -> float:
+    import difflib
+
+    return difflib.SequenceMatcher(None, left, right, autojunk=False).ratio()
+
+
+_TYPED = st.one_of(
+    st.sampled_from(
+        [
+            "somtimes",
+            "oftn",
+            "nevr",
+            "not vry well",
+            "prefer not to sya",
+            "Nothing else, thanks. School is mostly ok.",
+            "1 and 2",
+            "yess",
+            "on the bus, online",
+        ]
+    ),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,", max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_TYPED, question=st.sampled_from([DEAL, BULLIED, WHERE, SAFE, OFTEN]))
+def test_pruned_fuzzy_matching_answers_as_the_full_comparison_does(
+    text: str, question: Question
+) -> None:
+    """Typo matching skips hopeless comparisons (by length and letters) to save time: the
+    answer, or the hint, must be exactly what comparing everything in full gives."""
+    import surveys.matching as matching
+
+    quick = match_answer(question, text)
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(matching, "_ratio", _plain_ratio)
+        full = match_answer(question, text)
+    assert quick == full

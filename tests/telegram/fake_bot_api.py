@@ -9,7 +9,9 @@ recorded and answered `{"ok": true, "result": true}`.
 - `calls`: every request, in order, as `Call(method, params)` (params JSON-decoded).
 - `chats[chat_id]`: what that chat shows, message by message (`Shown`), edits applied.
 - `push_update(...)` queues an update for getUpdates (long polling honours `timeout`);
-  `post_webhook(...)` delivers one to the URL given to setWebhook, with its secret header.
+  `post_webhook(...)` delivers one to the URL given to setWebhook, with its secret header;
+  a Bot API call in the webhook's answer (`{"method": ...}`) is made, as Telegram does
+  (`webhook_reply`).
 - `fail(method, kind, times=1, retry_after=1)`: answer the next calls to `method` with
   "429" (retry_after), "500", "400", "403" (blocked), "drop" (connection closed without an
   answer, after the call was recorded and applied: the message WAS delivered), or "hold"
@@ -196,8 +198,28 @@ class FakeBotApi:
         if self._session is None:
             self._session = ClientSession(timeout=ClientTimeout(total=30))
         async with self._session.post(target, json=update, headers=headers) as response:
-            await response.read()
+            body = await response.read()
+            if response.status == 200:
+                await self.webhook_reply(body, response.content_type)
             return response.status
+
+    async def webhook_reply(self, body: bytes, content_type: str) -> None:
+        """A webhook's answer may carry a Bot API call, which Telegram then makes (its
+        outcome is never told to the bot): recorded and applied like any other call."""
+        if content_type != "application/json" or not body:
+            return
+        params = json.loads(body)
+        if not isinstance(params, dict) or "method" not in params:
+            return
+        method = str(params.pop("method"))
+        call = Call(method, params)
+        self.calls.append(call)
+        for listener in self.listeners:
+            listener(call)
+        try:
+            await self._apply(method, params)
+        finally:
+            self._changed.set()
 
     def methods(self) -> list[str]:
         return [call.method for call in self.calls]

@@ -85,8 +85,10 @@ class TelegramHarness:
         response = await self.client.post(
             WEBHOOK_PATH, json=update, headers={SECRET_HEADER: WEBHOOK_SECRET}
         )
-        await response.read()
+        body = await response.read()
         assert response.status == expect, (response.status, update)
+        if response.status == 200:
+            await self.api.webhook_reply(body, response.content_type)
         return response.status
 
     def idle(self) -> bool:

@@ -179,6 +179,45 @@ async def test_a_double_tap_records_one_answer_and_asks_the_next_question_once(
     assert replies[-2:].count(STALE_TAP) == 1
 
 
+async def test_a_tap_through_the_webhook_is_answered_in_the_webhooks_reply(
+    telegram_app, engine: Engine
+) -> None:
+    """Telegram makes the call a webhook answer carries: the tap's answer goes there, after
+    the turn has committed, instead of costing a Bot API call of its own."""
+    harness = await telegram_app("webhook")
+    person = TelegramPerson(harness, harness.user())
+    await start_survey(person)
+    await harness.settle()
+    question = person.user.last_with_buttons
+    assert question is not None
+    update = {
+        "update_id": harness.api.next_update_id(),
+        **callback_update(person.user.chat_id, question, _button(person, "y8")["callback_data"]),
+    }
+    answered = len(harness.api.calls_to("answerCallbackQuery"))
+    response = await harness.client.post(
+        WEBHOOK_PATH, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    )
+    assert response.status == 200
+    reply = await response.json()
+    assert reply == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": update["callback_query"]["id"],
+    }
+    assert [(a["question_id"], a["value_json"]) for a in answers(engine)] == [
+        ("school_year", '"y8"')
+    ]  # stored before the answer was given
+    await harness.settle()
+    assert len(harness.api.calls_to("answerCallbackQuery")) == answered  # no call of its own
+    # The same button tapped again: its answer says it is already answered.
+    again = await harness.client.post(
+        WEBHOOK_PATH,
+        json={**update, "update_id": harness.api.next_update_id()},
+        headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+    )
+    assert (await again.json())["text"] == STALE_TAP
+
+
 async def test_the_same_webhook_update_three_times_has_one_effect(
     telegram_app, engine: Engine
 ) -> None:

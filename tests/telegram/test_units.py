@@ -10,7 +10,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 
 from bot.telegram import callbacks, render
 from bot.telegram.sender import TokenBucket, classify, retry_after_seconds
-from bot.telegram.translate import parse_command, translate
+from bot.telegram.translate import NotUnderstood, parse_command, translate, translate_data
 from config.settings import Settings
 from surveys.events import ChoiceIn, CommandIn, QuickReply, Say, TextIn
 from tests.telegram.fake_bot_api import TOKEN, Shown, callback_update, message_update
@@ -133,6 +133,86 @@ def test_groups_non_text_and_other_updates() -> None:
     assert translate(
         update({"edited_message": message_update(5, text="x")["message"]}), KEY
     ).kind == ("ignore")
+
+
+def _tap_updates() -> list[dict]:
+    data = callbacks.encode(KEY, 5, "school_year", "y8", 0)
+    index = callbacks.encode(KEY, 5, "q" * 60, "v", 1)
+    markup = {
+        "inline_keyboard": [
+            [{"text": "Year 8", "callback_data": data}],
+            [{"text": "Second", "callback_data": index}],
+        ]
+    }
+    shown = Shown(9, "What year?", markup)
+    old = callback_update(5, shown, data)
+    old["callback_query"]["message"]["date"] = 0  # too old: Telegram sends no text or buttons
+    old["callback_query"]["message"].pop("text")
+    old["callback_query"]["message"].pop("reply_markup")
+    group_tap = callback_update(5, shown, data)
+    group_tap["callback_query"]["message"]["chat"] = {"id": -100, "type": "group", "title": "G"}
+    return [
+        callback_update(5, shown, data),
+        callback_update(5, shown, index),
+        callback_update(5, shown, callbacks.encode(KEY, 5, None, "~9", 9)),
+        callback_update(5, shown, callbacks.encode(KEY, 6, "school_year", "y8", 0)),
+        callback_update(5, Shown(9, "Q", None), data),
+        callback_update(5, None, data),
+        callback_update(5, shown, "forged|AAAAAAAA"),
+        old,
+        group_tap,
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        message_update(5, text="hello"),
+        message_update(5, text="/start abw2026"),
+        message_update(5, text="/frobnicate"),
+        message_update(5, text=""),
+        message_update(-100, text="hi", user_id=5, chat_type="group"),
+        message_update(-100, text="hi", user_id=5, chat_type="supergroup"),
+        message_update(5, extra={"location": {"latitude": 1.0, "longitude": 2.0}}),
+        message_update(
+            5,
+            extra={
+                "sticker": {
+                    "file_id": "x",
+                    "file_unique_id": "u",
+                    "width": 512,
+                    "height": 512,
+                    "is_animated": False,
+                    "is_video": False,
+                    "type": "regular",
+                }
+            },
+        ),
+        {"edited_message": message_update(5, text="x")["message"]},
+        {"some_future_update": {"id": "1"}},
+        {},
+        *_tap_updates(),
+    ],
+)
+def test_the_webhook_translation_from_json_matches_the_ptb_one(data: dict) -> None:
+    """The webhook reads updates straight from their JSON: same result as through PTB."""
+    assert translate_data({"update_id": 1, **data}, KEY) == translate(update(data), KEY)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"message": "not an object"},
+        {"message": {"message_id": 1, "date": 1, "chat": {"id": "5", "type": "private"}}},
+        {"message": {"message_id": 1, "date": 1, "chat": {"id": 5, "type": "private"}, "text": 3}},
+        {"callback_query": {"id": "c", "from": {"id": 5}, "data": "x", "message": []}},
+        {"callback_query": {"id": 7, "from": {"id": 5}, "data": "x"}},
+        {"callback_query": {"id": "c", "from": "me", "data": "x"}},
+    ],
+)
+def test_updates_the_bot_api_does_not_send_are_not_understood(data: dict) -> None:
+    with pytest.raises(NotUnderstood):
+        translate_data({"update_id": 1, **data}, KEY)
 
 
 # ---------------------------------------------------------------- limits and errors
