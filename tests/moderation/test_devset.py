@@ -16,10 +16,13 @@ HOLDOUT = Path(DEVSET).with_name("devset_holdout.jsonl")
 HOLDOUT2 = Path(DEVSET).with_name("devset_holdout2.jsonl")
 HOLDOUT3 = Path(DEVSET).with_name("devset_holdout3.jsonl")
 HOLDOUT4 = Path(DEVSET).with_name("devset_holdout4.jsonl")
+# Fresh batches kept as honest "unseen" measurements (figures in tests/data/holdout_figures.md):
+# only their shape is tested, not the stage-1 targets, so they stay a measurement, not a goal.
+FRESH = [Path(DEVSET).with_name(f"devset_holdout{n}.jsonl") for n in (5, 6, 7, 8)]
 
 
 @pytest.mark.parametrize(
-    "path", [DEVSET, HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4], ids=lambda p: p.name
+    "path", [DEVSET, HOLDOUT, HOLDOUT2, HOLDOUT3, HOLDOUT4, *FRESH], ids=lambda p: p.name
 )
 def test_every_line_is_a_labelled_message(path: Path) -> None:
     categories = set(load_rules().categories)
