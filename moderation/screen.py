@@ -333,6 +333,12 @@ def context_severity(
         rank -= lowered
         if rank <= 0:
             return None, "; ".join(notes)
+        if not lowered and rank < 3:
+            # The same urgent tier as a rule's match: a method, plan or time word near what
+            # stage 2 found ("...tonight", "...the pills") means risk now.
+            marker = _marker_near(analysis.norm.text, lo, hi, category, rules)
+            if marker:
+                return "urgent", "; ".join([*notes, f"urgent: {marker}"])
         return RANK_SEVERITY[rank], "; ".join(notes)
     except Exception:
         log.exception("context for stage-2 evidence failed", extra={"chars": len(text)})

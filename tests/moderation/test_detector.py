@@ -122,3 +122,25 @@ def test_a_stage_2_span_outside_the_text_is_clamped() -> None:
 
 def test_load_without_semantic_is_rules_only() -> None:
     assert Detector.load(with_semantic=False).semantic is None
+
+
+def test_stage_2_evidence_gets_the_urgent_tier_as_a_rule_match_does() -> None:
+    """A method, plan or time word beside what stage 2 found means risk now, as it does
+    beside a rule's match; a lowered finding (hypothetical, past with support) is not raised."""
+    soon = PARAPHRASE + " and tonight is the night"
+    lesson = "we watched a film in pshe where a girl said " + PARAPHRASE + " tonight"
+    semantic = FakeSemantic(
+        {
+            PARAPHRASE: whole(PARAPHRASE, "suicide_self_harm", "high"),
+            soon: whole(soon, "suicide_self_harm", "high"),
+            lesson: whole(lesson, "suicide_self_harm", "high"),
+        }
+    )
+    detector = Detector(semantic)
+    assert not screen(soon).flagged  # stage 2 alone found it
+    assert detector.screen(PARAPHRASE).severity == "high"
+    raised = detector.screen(soon)
+    assert raised.severity == "urgent"
+    (evidence,) = raised.evidence
+    assert evidence.rule == "semantic" and "urgent: tonight" in evidence.note
+    assert detector.screen(lesson).severity != "urgent"
