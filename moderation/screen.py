@@ -18,7 +18,15 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from moderation.normalise import Normalised, normalise
-from moderation.rules import RANK_SEVERITY, SEVERITY_RANK, Context, Rule, RuleSet, load_rules
+from moderation.rules import (
+    RANK_SEVERITY,
+    SEVERITY_RANK,
+    UNKNOWN,
+    Context,
+    Rule,
+    RuleSet,
+    load_rules,
+)
 
 __all__ = [
     "NOT_FLAGGED",
@@ -154,23 +162,59 @@ class _Analysis:
 
     def in_idiom(self, ctx: Context, start: int, end: int) -> bool:
         if self._idioms is None:  # found once per message, on first need
-            self._idioms = [m.span() for m in ctx.idioms.finditer(self.norm.text)]
+            self._idioms = _idiom_spans(ctx, self.norm.text)
         return any(a < end and start < b for a, b in self._idioms)
+
+
+def _words(body: str) -> list[tuple[int, str, str | None]]:
+    """(start, word, the word after it) for each word of the normalised text: the word after
+    is None at the end of the text, UNKNOWN when it is not exactly one space away."""
+    found = [(m.start(), m.group()) for m in _WORD.finditer(body)]
+    out: list[tuple[int, str, str | None]] = []
+    size = len(body)
+    for k, (start, word) in enumerate(found):
+        end = start + len(word)
+        if k + 1 < len(found):
+            following: str | None = found[k + 1][1] if found[k + 1][0] == end + 1 else UNKNOWN
+        else:
+            following = None if end == size else UNKNOWN
+        out.append((start, word, following))
+    return out
+
+
+def _idiom_spans(ctx: Context, body: str) -> list[tuple[int, int]]:
+    """The spans `ctx.idioms.finditer(body)` gives, trying only the idioms that can begin at
+    each word (a match begins at a word: whole words, and no idiom begins with a space)."""
+    index = ctx.idiom_index
+    if index.everywhere:
+        return [m.span() for m in ctx.idioms.finditer(body)]
+    spans: list[tuple[int, int]] = []
+    reached = 0
+    for position, word, following in _words(body):
+        if position < reached:
+            continue
+        for _, regex in index.at(word, following):
+            match = regex.match(body, position)
+            if match is not None:
+                spans.append(match.span())
+                reached = match.end()
+    return spans
 
 
 def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | None:
     norm = normalise(text)
     body = norm.text
-    # Which rules may start at which words: a rule is only tried where it can begin.
-    tries: dict[int, list[int]] = {}
-    seen: dict[str, set[int]] = {}
-    for word in _WORD.finditer(body):
-        token = word.group()
-        candidates = seen.get(token)
-        if candidates is None:
-            candidates = seen[token] = rules.candidates(token)
-        for index in candidates:
-            tries.setdefault(index, []).append(word.start())
+    # Which rules may start at which words, with a regex of only the patterns that can
+    # begin there: a rule is only tried where it can begin.
+    tries: dict[int, list[tuple[int, re.Pattern[str]]]] = {}
+    at = rules.index.at
+    for position, word, following in _words(body):
+        for index, regex in at(word, following):
+            found = tries.get(index)
+            if found is None:
+                tries[index] = [(position, regex)]
+            else:
+                found.append((position, regex))
     if not tries and not always:
         return None
     ctx = rules.context
@@ -179,10 +223,10 @@ def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | 
         rule = rules.rules[index]
         reached = -1
         found = 0
-        for position in tries[index]:
+        for position, regex in tries[index]:
             if position < reached:
                 continue
-            match = rule.regex.match(body, position)
+            match = regex.match(body, position)
             if match is None:
                 continue
             start, end = match.span()
