@@ -37,7 +37,11 @@ VOCABULARY = sorted(
     }
     | {"a", "the", "and", "x", "zz", "1", "", "  ", "!"}
 )
-messages = st.lists(st.sampled_from(VOCABULARY), max_size=14).map(" ".join)
+PHRASES = sorted({r.example for r in RULES.rules} | set(RULES.marker_examples.values()))
+# words and whole example phrases, mixed: matches, near misses and neighbours
+messages = st.lists(
+    st.one_of(st.sampled_from(VOCABULARY), st.sampled_from(PHRASES)), max_size=10
+).map(" ".join)
 
 
 def _plain(body: str) -> list[tuple[int, int, int, str | None]]:
@@ -116,3 +120,11 @@ def test_anywhere_alternatives_are_tried_at_every_word() -> None:
     assert index.everywhere
     assert [g for g, _ in index.at("anything", "hurts")] == [0]
     assert re.match(index.at("x", None)[0][1], "dad hurts")
+
+
+def test_a_second_word_known_only_by_its_beginning() -> None:
+    index = WordIndex([["(?P<p0>i wan?t(?:ed)? it)"]])
+    for following in ("want", "wanted", "wat"):
+        assert [g for g, _ in index.at("i", following)] == [0], following
+    assert index.at("i", "nope") == ()
+    assert index.at("i", None) == ()
