@@ -139,6 +139,7 @@ class _Analysis:
     sentences: _Sentences
     kept: list[tuple[Rule, re.Match[str], int, list[str]]]
     cleared: list[tuple[int, int, int]]  # spans context lowered to nothing, with their weight
+    words: list[tuple[int, str, str | None]] = field(default_factory=list)  # _words(norm.text)
     _past: dict[tuple[int, int], bool] = field(default_factory=dict)
     _idioms: list[tuple[int, int]] | None = None
 
@@ -162,27 +163,42 @@ class _Analysis:
 
     def in_idiom(self, ctx: Context, start: int, end: int) -> bool:
         if self._idioms is None:  # found once per message, on first need
-            self._idioms = _idiom_spans(ctx, self.norm.text)
+            self._idioms = _idiom_spans(ctx, self.norm.text, self.words)
         return any(a < end and start < b for a, b in self._idioms)
+
+
+_OTHER_SPACE = re.compile(r"[^\S ]")
 
 
 def _words(body: str) -> list[tuple[int, str, str | None]]:
     """(start, word, the word after it) for each word of the normalised text: the word after
     is None at the end of the text, UNKNOWN when it is not exactly one space away."""
-    found = [(m.start(), m.group()) for m in _WORD.finditer(body)]
     out: list[tuple[int, str, str | None]] = []
-    size = len(body)
-    for k, (start, word) in enumerate(found):
-        end = start + len(word)
-        if k + 1 < len(found):
-            following: str | None = found[k + 1][1] if found[k + 1][0] == end + 1 else UNKNOWN
-        else:
-            following = None if end == size else UNKNOWN
-        out.append((start, word, following))
+    if _OTHER_SPACE.search(body):  # not what normalise makes; the general way
+        found = [(m.start(), m.group()) for m in _WORD.finditer(body)]
+        size = len(body)
+        for k, (start, word) in enumerate(found):
+            end = start + len(word)
+            if k + 1 < len(found):
+                following = found[k + 1][1] if found[k + 1][0] == end + 1 else UNKNOWN
+            else:
+                following = None if end == size else UNKNOWN
+            out.append((start, word, following))
+        return out
+    parts = body.split(" ")
+    last = len(parts) - 1
+    position = 0
+    for k, word in enumerate(parts):
+        if word:
+            # "" after a word: two spaces, or a space at the end
+            out.append((position, word, (parts[k + 1] or UNKNOWN) if k < last else None))
+        position += len(word) + 1
     return out
 
 
-def _idiom_spans(ctx: Context, body: str) -> list[tuple[int, int]]:
+def _idiom_spans(
+    ctx: Context, body: str, words: list[tuple[int, str, str | None]] | None = None
+) -> list[tuple[int, int]]:
     """The spans `ctx.idioms.finditer(body)` gives, trying only the idioms that can begin at
     each word (a match begins at a word: whole words, and no idiom begins with a space)."""
     index = ctx.idiom_index
@@ -190,7 +206,7 @@ def _idiom_spans(ctx: Context, body: str) -> list[tuple[int, int]]:
         return [m.span() for m in ctx.idioms.finditer(body)]
     spans: list[tuple[int, int]] = []
     reached = 0
-    for position, word, following in _words(body):
+    for position, word, following in words if words is not None else _words(body):
         if position < reached:
             continue
         for _, regex in index.at(word, following):
@@ -208,7 +224,8 @@ def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | 
     # begin there: a rule is only tried where it can begin.
     tries: dict[int, list[tuple[int, re.Pattern[str]]]] = {}
     at = rules.index.at
-    for position, word, following in _words(body):
+    words = _words(body)
+    for position, word, following in words:
         for index, regex in at(word, following):
             found = tries.get(index)
             if found is None:
@@ -218,7 +235,9 @@ def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | 
     if not tries and not always:
         return None
     ctx = rules.context
-    analysis = _Analysis(norm=norm, sentences=_Sentences.of(text, norm), kept=[], cleared=[])
+    analysis = _Analysis(
+        norm=norm, sentences=_Sentences.of(text, norm), kept=[], cleared=[], words=words
+    )
     for index in sorted(tries):
         rule = rules.rules[index]
         reached = -1

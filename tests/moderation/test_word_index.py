@@ -128,3 +128,21 @@ def test_a_second_word_known_only_by_its_beginning() -> None:
         assert [g for g, _ in index.at("i", following)] == [0], following
     assert index.at("i", "nope") == ()
     assert index.at("i", None) == ()
+
+
+def _plain_words(body: str) -> list[tuple[int, str, str | None]]:
+    found = [(m.start(), m.group()) for m in re.finditer(r"\S+", body)]
+    out: list[tuple[int, str, str | None]] = []
+    for k, (start, word) in enumerate(found):
+        end = start + len(word)
+        if k + 1 < len(found):
+            out.append((start, word, found[k + 1][1] if found[k + 1][0] == end + 1 else UNKNOWN))
+        else:
+            out.append((start, word, None if end == len(body) else UNKNOWN))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab  \n\t")), max_size=20))
+def test_words_and_the_word_after_them(body: str) -> None:
+    assert _words(body) == _plain_words(body)
