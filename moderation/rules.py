@@ -18,7 +18,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,13 @@ class Rule:
     patterns: tuple[str, ...]
     example: str
     negatable: bool
-    regex: re.Pattern[str]  # one alternative per pattern, in named groups p0, p1, ...
+    body: str  # the whole-words regex: one alternative per pattern, in named groups p0, p1...
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """All the rule's patterns in one regex (screening uses them one by one through
+        RuleSet.index; this is for tools and tests)."""
+        return re.compile(self.body)
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,7 @@ def first_two_words(body: str) -> list[tuple[str, str | None, bool]] | None:
 
 
 UNKNOWN = "\0"  # WordIndex.at: the next word is not known (not one space away)
+Alternatives = tuple[re.Pattern[str], ...]
 
 
 class WordIndex:
@@ -209,17 +216,23 @@ class WordIndex:
 
     `groups[g]` is a list of alternatives (regex source, e.g. "(?P<p0>...)"); together they
     make the regex `whole_words("|".join(groups[g]))`. For a word of a message and the word
-    after it, `at(word, following)` gives, per group that may match starting at that word, a
-    regex of only the alternatives that can begin with those two words, in their original
-    order. At that position it matches exactly as the whole group's regex would (an
-    alternative left out could not have matched there, and the engine takes the first
-    alternative that matches), without spending time on the many alternatives that begin
-    with other words.
+    after it, `at(word, following)` gives, per group that may match starting at that word,
+    the alternatives that can begin with those two words, each a whole-words regex of its
+    own, in their original order. `first_match` of them at that position is exactly what the
+    whole group's regex matches there (an alternative left out could not have matched there,
+    and the engine takes the first alternative that matches), without spending time on the
+    many alternatives that begin with other words. Alternatives are compiled one by one on
+    first use, so no combination of them is ever compiled.
     """
 
     _CACHE_WORDS = 100_000  # word pairs remembered (messages are arbitrary text)
 
-    def __init__(self, groups: list[list[str]]) -> None:
+    def __init__(
+        self,
+        groups: list[list[str]],
+        compiled: dict[tuple[int, int], re.Pattern[str]] | None = None,
+    ) -> None:
+        """`compiled`: alternatives already compiled (whole words), by (group, alternative)."""
         self.groups = groups
         tree: Callable[[], defaultdict[int, set[int]]] = lambda: defaultdict(set)  # noqa: E731
         # first word exactly this, any second word
@@ -233,8 +246,8 @@ class WordIndex:
             for a, alternative in enumerate(alternatives):
                 self._add(g, a, alternative)
         self._prefix_lengths = tuple(sorted({len(k) for k in self._prefix}))
-        self._words: dict[tuple[str, str | None], tuple[tuple[int, re.Pattern[str]], ...]] = {}
-        self._compiled: dict[tuple[int, tuple[int, ...]], re.Pattern[str]] = {}
+        self._words: dict[tuple[str, str | None], tuple[tuple[int, Alternatives], ...]] = {}
+        self._compiled: dict[tuple[int, int], re.Pattern[str]] = dict(compiled or {})
         self._lock = threading.Lock()
 
     def _add(self, g: int, a: int, alternative: str) -> None:
@@ -258,8 +271,8 @@ class WordIndex:
 
     def at(
         self, word: str, following: str | None = UNKNOWN
-    ) -> tuple[tuple[int, re.Pattern[str]], ...]:
-        """(group, regex of its alternatives that may begin here), by group, for a match that
+    ) -> tuple[tuple[int, Alternatives], ...]:
+        """(group, its alternatives that may begin here), by group, for a match that
         would begin at `word`, followed by one space and `following` (None: the text ends
         after `word`; UNKNOWN: anything)."""
         key = (word, following)
@@ -272,7 +285,7 @@ class WordIndex:
                 self._words[key] = found
         return found
 
-    def _resolve(self, word: str, following: str | None) -> tuple[tuple[int, re.Pattern[str]], ...]:
+    def _resolve(self, word: str, following: str | None) -> tuple[tuple[int, Alternatives], ...]:
         chosen: defaultdict[int, set[int]] = defaultdict(set)
         for g, alternatives in self.anywhere.items():
             chosen[g] |= alternatives
@@ -289,17 +302,31 @@ class WordIndex:
                 and (following == second if exact else following.startswith(second))
             ):
                 chosen[g].add(a)
-        return tuple((g, self.regex(g, tuple(sorted(chosen[g])))) for g in sorted(chosen))
+        return tuple(
+            (g, tuple(self.alternative(g, a) for a in sorted(chosen[g]))) for g in sorted(chosen)
+        )
 
-    def regex(self, group: int, alternatives: tuple[int, ...]) -> re.Pattern[str]:
-        key = (group, alternatives)
+    def alternative(self, group: int, alternative: int) -> re.Pattern[str]:
+        """One alternative as a whole-words regex of its own (compiled on first use)."""
+        key = (group, alternative)
         found = self._compiled.get(key)
         if found is None:
-            body = "|".join(self.groups[group][a] for a in alternatives)
-            found = re.compile(whole_words(body))
+            found = re.compile(whole_words(self.groups[group][alternative]))
             with self._lock:
                 self._compiled[key] = found
         return found
+
+
+def first_match(
+    regexes: tuple[re.Pattern[str], ...], text: str, position: int
+) -> re.Match[str] | None:
+    """What the alternation of `regexes` (each whole words) matches at `position`: the first
+    of them that matches there, as the regex engine tries alternatives in order."""
+    for regex in regexes:
+        match = regex.match(text, position)
+        if match is not None:
+            return match
+    return None
 
 
 def _expand(pattern: str, lists: dict[str, str], where: str) -> str:
@@ -368,6 +395,7 @@ def load_rules(rules_file: Path = RULES_FILE, context_file: Path = CONTEXT_FILE)
         marker_examples[str(name)] = str(spec.get("example") or "")
     rules: list[Rule] = []
     groups: list[list[str]] = []  # each rule's patterns, for the WordIndex
+    compiled: dict[tuple[int, int], re.Pattern[str]] = {}
     seen: set[str] = set()
     for entry in data["rules"]:
         rid = str(entry.get("id") or "")
@@ -383,7 +411,10 @@ def load_rules(rules_file: Path = RULES_FILE, context_file: Path = CONTEXT_FILE)
             raise RulesError(f"{where}: needs an example")
         patterns = tuple(str(p) for p in entry["patterns"])
         groups.append([f"(?P<p{i}>{_expand(p, lists, where)})" for i, p in enumerate(patterns)])
-        body = "|".join(groups[-1])
+        # each pattern compiled on its own (screening tries them one by one): a pattern that
+        # does not compile, or could backtrack without end, is refused with its rule's name
+        for a, alternative in enumerate(groups[-1]):
+            compiled[(len(groups) - 1, a)] = _compile(whole_words(alternative), where)
         rules.append(
             Rule(
                 id=rid,
@@ -392,11 +423,12 @@ def load_rules(rules_file: Path = RULES_FILE, context_file: Path = CONTEXT_FILE)
                 patterns=patterns,
                 example=str(entry["example"]),
                 negatable=bool(entry.get("negatable", True)),
-                regex=_compile(whole_words(body), where),
+                body=whole_words("|".join(groups[-1])),
             )
         )
     context = _load_context(context_file, lists)
-    return RuleSet(categories, tuple(rules), markers, marker_examples, context, WordIndex(groups))
+    index = WordIndex(groups, compiled)
+    return RuleSet(categories, tuple(rules), markers, marker_examples, context, index)
 
 
 def _load_context(path: Path, lists: dict[str, str]) -> Context:

@@ -22,9 +22,11 @@ from moderation.rules import (
     RANK_SEVERITY,
     SEVERITY_RANK,
     UNKNOWN,
+    Alternatives,
     Context,
     Rule,
     RuleSet,
+    first_match,
     load_rules,
 )
 
@@ -209,8 +211,8 @@ def _idiom_spans(
     for position, word, following in words if words is not None else _words(body):
         if position < reached:
             continue
-        for _, regex in index.at(word, following):
-            match = regex.match(body, position)
+        for _, regexes in index.at(word, following):
+            match = first_match(regexes, body, position)
             if match is not None:
                 spans.append(match.span())
                 reached = match.end()
@@ -220,18 +222,18 @@ def _idiom_spans(
 def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | None:
     norm = normalise(text)
     body = norm.text
-    # Which rules may start at which words, with a regex of only the patterns that can
+    # Which rules may start at which words, with only the patterns that can
     # begin there: a rule is only tried where it can begin.
-    tries: dict[int, list[tuple[int, re.Pattern[str]]]] = {}
+    tries: dict[int, list[tuple[int, Alternatives]]] = {}
     at = rules.index.at
     words = _words(body)
     for position, word, following in words:
-        for index, regex in at(word, following):
+        for index, regexes in at(word, following):
             found = tries.get(index)
             if found is None:
-                tries[index] = [(position, regex)]
+                tries[index] = [(position, regexes)]
             else:
-                found.append((position, regex))
+                found.append((position, regexes))
     if not tries and not always:
         return None
     ctx = rules.context
@@ -242,10 +244,10 @@ def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | 
         rule = rules.rules[index]
         reached = -1
         found = 0
-        for position, regex in tries[index]:
+        for position, regexes in tries[index]:
             if position < reached:
                 continue
-            match = regex.match(body, position)
+            match = first_match(regexes, body, position)
             if match is None:
                 continue
             start, end = match.span()
@@ -390,7 +392,7 @@ def context_severity(
             patterns=(),
             example="",
             negatable=False,
-            regex=_NEVER,
+            body=_NEVER,
         )
         lowered, notes = _lowering(analysis.norm.text, lo, hi, probe, analysis, rules)
         rank -= lowered
@@ -402,4 +404,4 @@ def context_severity(
         return severity, ""
 
 
-_NEVER = re.compile(r"(?!)")
+_NEVER = r"(?!)"

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moderation.normalise import normalise
-from moderation.rules import UNKNOWN, WordIndex, first_two_words, load_rules
+from moderation.rules import UNKNOWN, WordIndex, first_match, first_two_words, load_rules
 from moderation.screen import _idiom_spans, _words
 
 RULES = load_rules()
@@ -57,8 +57,8 @@ def _plain(body: str) -> list[tuple[int, int, int, str | None]]:
 def _indexed(body: str) -> list[tuple[int, int, int, str | None]]:
     out = []
     for position, word, following in _words(body):
-        for index, regex in RULES.index.at(word, following):
-            match = regex.match(body, position)
+        for index, regexes in RULES.index.at(word, following):
+            match = first_match(regexes, body, position)
             if match:
                 out.append((index, *match.span(), match.lastgroup))
     return sorted(out)
@@ -105,21 +105,35 @@ def test_index_chooses_by_the_next_word_and_keeps_pattern_order() -> None:
     assert [g for g, _ in index.at("i", "hate")] == [0]
     assert [g for g, _ in index.at("kms", None)] == [0]
     assert index.at("we", "hate") == ()
-    ((_, regex),) = index.at("i", "hate")
-    assert regex.match("i hate me").lastgroup == "p0"
-    ((_, regex),) = index.at("i", "want")  # only the gap pattern can begin "i want"
-    assert regex.match("i want me") is None
-    assert regex.match("i want die").lastgroup == "p2"
+    ((_, regexes),) = index.at("i", "hate")
+    assert first_match(regexes, "i hate me", 0).lastgroup == "p0"  # type: ignore[union-attr]
+    ((_, regexes),) = index.at("i", "want")  # only the gap pattern can begin "i want"
+    assert len(regexes) == 1
+    assert first_match(regexes, "i want me", 0) is None
+    assert first_match(regexes, "i want die", 0).lastgroup == "p2"  # type: ignore[union-attr]
     # an unknown next word (not one space away): every pattern that can begin with "i"
-    ((_, regex),) = index.at("i", UNKNOWN)
-    assert regex.pattern.count("(?P<p") == 2
+    ((_, regexes),) = index.at("i", UNKNOWN)
+    assert [r.pattern.count("(?P<p0>") + 2 * r.pattern.count("(?P<p2>") for r in regexes] == [1, 2]
+
+
+def test_first_match_takes_the_first_alternative_that_matches_as_the_engine_does() -> None:
+    patterns = ["(?P<p0>i want)", "(?P<p1>i wanted)", "(?P<p2>i want(?:ed)? it)"]
+    whole = re.compile(r"(?<!\S)(?:" + "|".join(patterns) + r")(?!\S)")
+    ((_, regexes),) = WordIndex([patterns]).at("i", UNKNOWN)
+    assert len(regexes) == 3
+    # "i want" is whole words in "i want it": the first alternative wins, as in the engine;
+    # in "i wanted it" the first fails at the word's end and the second is taken
+    for text, group in (("i want it", "p0"), ("i wanted it", "p1"), ("i wanted", "p1")):
+        assert first_match(regexes, text, 0).lastgroup == group  # type: ignore[union-attr]
+        assert whole.match(text).lastgroup == group  # type: ignore[union-attr]
+    assert first_match(regexes, "i wants it", 0) is None
 
 
 def test_anywhere_alternatives_are_tried_at_every_word() -> None:
     index = WordIndex([["(?P<p0>[^ ]+ hurts)"]])
     assert index.everywhere
     assert [g for g, _ in index.at("anything", "hurts")] == [0]
-    assert re.match(index.at("x", None)[0][1], "dad hurts")
+    assert first_match(index.at("x", None)[0][1], "dad hurts", 0)
 
 
 def test_a_second_word_known_only_by_its_beginning() -> None:
