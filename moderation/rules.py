@@ -431,6 +431,12 @@ def load_rules(rules_file: Path = RULES_FILE, context_file: Path = CONTEXT_FILE)
     return RuleSet(categories, tuple(rules), markers, marker_examples, context, index)
 
 
+def _index_of(alternatives: list[str], where: str) -> WordIndex:  # noqa: D103
+    """A WordIndex of one group, its alternatives compiled now (not by the first message)."""
+    compiled = {(0, a): _compile(whole_words(alt), where) for a, alt in enumerate(alternatives)}
+    return WordIndex([alternatives], compiled)
+
+
 def _load_context(path: Path, lists: dict[str, str]) -> Context:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     neg = data["negation"]
@@ -463,5 +469,7 @@ def _load_context(path: Path, lists: dict[str, str]) -> Context:
         support=words_regex(past["support"], "support"),
         blockers=words_regex(past["blockers"], "blockers"),
         idioms=words_regex(data["idioms"], "idioms"),
-        idiom_index=WordIndex([[f"(?:{_expand(str(p), lists, 'idioms')})" for p in idioms]]),
+        idiom_index=_index_of(
+            [f"(?:{_expand(str(p), lists, 'idioms')})" for p in idioms], "idioms"
+        ),
     )
