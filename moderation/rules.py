@@ -431,7 +431,7 @@ def load_rules(rules_file: Path = RULES_FILE, context_file: Path = CONTEXT_FILE)
     return RuleSet(categories, tuple(rules), markers, marker_examples, context, index)
 
 
-def _index_of(alternatives: list[str], where: str) -> WordIndex:  # noqa: D103
+def _index_of(alternatives: list[str], where: str) -> WordIndex:
     """A WordIndex of one group, its alternatives compiled now (not by the first message)."""
     compiled = {(0, a): _compile(whole_words(alt), where) for a, alt in enumerate(alternatives)}
     return WordIndex([alternatives], compiled)
