@@ -51,8 +51,9 @@ WINDOW_WORDS = 16
 MAX_SEGMENTS = 48
 # The widest window: about what fits in MAX_TOKENS.
 MAX_WINDOW_WORDS = 160
-# At most this many tokens (of several texts) go through the model in one forward pass.
-FORWARD_TOKENS = 1024
+# At most this many tokens (of several texts) go through the model in one forward pass: enough
+# for efficient matrix products, few enough that the per-thread arrays stay about 18 MB.
+FORWARD_TOKENS = 512
 # A whole message of more than one sentence is also embedded when it is at most this long.
 WHOLE_MESSAGE_WORDS = 64
 
