@@ -225,7 +225,7 @@ class WordIndex:
     first use, so no combination of them is ever compiled.
     """
 
-    _CACHE_WORDS = 100_000  # word pairs remembered (messages are arbitrary text)
+    _CACHE_WORDS = 50_000  # word pairs remembered (messages are arbitrary text): a few MB
 
     def __init__(
         self,

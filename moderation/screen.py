@@ -222,18 +222,18 @@ def _idiom_spans(
 def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | None:
     norm = normalise(text)
     body = norm.text
-    # Which rules may start at which words, with only the patterns that can
-    # begin there: a rule is only tried where it can begin.
+    # Which rules may start at which words, with only the patterns that can begin there
+    # (RuleSet.index): a rule is only tried where it can begin.
     tries: dict[int, list[tuple[int, Alternatives]]] = {}
     at = rules.index.at
     words = _words(body)
     for position, word, following in words:
         for index, regexes in at(word, following):
-            found = tries.get(index)
-            if found is None:
+            listed = tries.get(index)
+            if listed is None:
                 tries[index] = [(position, regexes)]
             else:
-                found.append((position, regexes))
+                listed.append((position, regexes))
     if not tries and not always:
         return None
     ctx = rules.context
