@@ -247,6 +247,10 @@ class WordIndex:
                 self._add(g, a, alternative)
         self._prefix_lengths = tuple(sorted({len(k) for k in self._prefix}))
         self._words: dict[tuple[str, str | None], tuple[tuple[int, Alternatives], ...]] = {}
+        # per first word: what does not depend on the next word (see _first_word)
+        self._first: dict[
+            str, tuple[dict[int, set[int]], tuple[tuple[int, Alternatives], ...]]
+        ] = {}
         self._compiled: dict[tuple[int, int], re.Pattern[str]] = dict(compiled or {})
         self._lock = threading.Lock()
 
@@ -286,24 +290,50 @@ class WordIndex:
         return found
 
     def _resolve(self, word: str, following: str | None) -> tuple[tuple[int, Alternatives], ...]:
-        chosen: defaultdict[int, set[int]] = defaultdict(set)
-        for g, alternatives in self.anywhere.items():
-            chosen[g] |= alternatives
-        for g, alternatives in self._exact.get(word, {}).items():
-            chosen[g] |= alternatives
-        for length in self._prefix_lengths:
-            if length > len(word):
-                break
-            for g, alternatives in self._prefix.get(word[:length], {}).items():
-                chosen[g] |= alternatives
-        for second, exact, g, a in self._second.get(word, ()):
+        found = self._first.get(word)
+        if found is None:
+            found = self._first_word(word)
+            with self._lock:
+                if len(self._first) >= self._CACHE_WORDS:
+                    self._first.clear()
+                self._first[word] = found
+        chosen, resolved = found
+        seconds = self._second.get(word)
+        if not seconds:
+            return resolved  # nothing here depends on the next word
+        extra: dict[int, set[int]] = {}
+        for second, exact, g, a in seconds:
             if following == UNKNOWN or (
                 following is not None
                 and (following == second if exact else following.startswith(second))
             ):
-                chosen[g].add(a)
+                extra.setdefault(g, set()).add(a)
+        if not extra:
+            return resolved
+        merged = dict(chosen)
+        for g, alternatives in extra.items():
+            merged[g] = chosen.get(g, set()) | alternatives
+        return self._build(merged)
+
+    def _first_word(
+        self, word: str
+    ) -> tuple[dict[int, set[int]], tuple[tuple[int, Alternatives], ...]]:
+        """What may begin at `word` whatever the next word is, and that as `at` returns it."""
+        chosen: dict[int, set[int]] = {g: set(a) for g, a in self.anywhere.items()}
+        for g, alternatives in self._exact.get(word, {}).items():
+            chosen.setdefault(g, set()).update(alternatives)
+        for length in self._prefix_lengths:
+            if length > len(word):
+                break
+            for g, alternatives in self._prefix.get(word[:length], {}).items():
+                chosen.setdefault(g, set()).update(alternatives)
+        return chosen, self._build(chosen)
+
+    def _build(self, chosen: dict[int, set[int]]) -> tuple[tuple[int, Alternatives], ...]:
         return tuple(
-            (g, tuple(self.alternative(g, a) for a in sorted(chosen[g]))) for g in sorted(chosen)
+            (g, tuple(self.alternative(g, a) for a in sorted(chosen[g])))
+            for g in sorted(chosen)
+            if chosen[g]
         )
 
     def alternative(self, group: int, alternative: int) -> re.Pattern[str]:
