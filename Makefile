@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test lint format bench eval clean system-deps
+.PHONY: run test lint format bench eval stage1-expected clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(DEV_STAMP)
 ## make eval: recall, precision and F1 of the disclosure detector on tests/data/devset.jsonl
 eval:
 	$(BIN)/python -m moderation.evaluate
+
+## make stage1-expected: re-record stage 1's screenings of tests/data/*.jsonl (after a rules change)
+stage1-expected:
+	PYTHONPATH=. $(BIN)/python tests/moderation/stage1_expected.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -70,6 +70,9 @@ class _Lexicon:
     confusables: dict[str, str]
     words: dict[str, str]  # skeleton of a text-speak form -> skeleton of its plain words
     words_regex: re.Pattern[str] | None
+    # the forms by their first word, longest first (the order of words_regex's alternatives);
+    # None when some form does not begin with a word (then words_regex is used)
+    by_first_word: dict[str, tuple[str, ...]] | None
 
 
 def skeleton(text: str) -> str:
@@ -98,7 +101,15 @@ def _lexicon(path: Path = NORMALISE_FILE) -> _Lexicon:
         if keys
         else None
     )
-    return _Lexicon(emoji, confusables, words, regex)
+    by_first_word: dict[str, list[str]] | None = {}
+    for key in keys:
+        first = key.split(" ")[0]
+        if not first or any(c.isspace() and c != " " for c in key):
+            by_first_word = None
+            break
+        by_first_word.setdefault(first, []).append(key)
+    first_words = None if by_first_word is None else {k: tuple(v) for k, v in by_first_word.items()}
+    return _Lexicon(emoji, confusables, words, regex, first_words)
 
 
 @lru_cache(maxsize=8192)
@@ -134,10 +145,11 @@ _SPACED = re.compile(r"(?<!\S)[^\W\d_] [^\W\d_] [^\W\d_](?!\S)")
 _NEEDS_COLLAPSE = re.compile(r"([^\W\d_])\1|  |^ ")
 
 
-def _fold_text(text: str) -> tuple[str, list[int]]:
-    """Folded text (one character per list entry of `origin`) and where each came from."""
+def _fold_text(text: str) -> tuple[str, list[int] | None]:
+    """Folded text and, per character, where it came from (None: character i came from
+    character i, as for ASCII text)."""
     if text.isascii():
-        return text.lower().translate(_ASCII_SPACE), list(range(len(text)))
+        return text.lower().translate(_ASCII_SPACE), None
     chars: list[str] = []
     origin: list[int] = []
     for position, char in enumerate(text):
@@ -196,22 +208,17 @@ def normalise(text: str) -> Normalised:
     cleaned = "".join(pieces) + folded[last:] if pieces else folded
     # 2. one space between words, repeated letters collapsed, spaced-out words joined
     n = len(cleaned)
+    keep: list[int] | range = range(n)
+    text_out = cleaned
     if _NEEDS_COLLAPSE.search(cleaned):
-        keep = [
-            i
-            for i, char in enumerate(cleaned)
-            if not (
-                (char == " " and (i == 0 or cleaned[i - 1] == " "))
-                or (i and char == cleaned[i - 1] and char.isalpha())
-            )
-        ]
+        keep, text_out = _collapse(cleaned)
+    if origin is None:  # character i came from character i
+        starts = list(keep)
+        ends = [*keep[1:], n] if keep else []
     else:
-        keep = list(range(n))
-    out = [cleaned[i] for i in keep]
-    starts = [origin[i] for i in keep]
-    ends = [origin[j - 1] + 1 for j in [*keep[1:], n]] if keep else []
-    _join_spaced_letters(out, starts, ends)
-    text_out = "".join(out)
+        starts = [origin[i] for i in keep]
+        ends = [origin[j - 1] + 1 for j in [*keep[1:], n]] if keep else []
+    text_out = _join_spaced_letters(text_out, starts, ends)
     # 3. text-speak and euphemisms (keys may contain apostrophes: "sa'd")
     lexicon = _lexicon()
     if lexicon.words_regex is not None:
@@ -226,11 +233,38 @@ def normalise(text: str) -> Normalised:
     return Normalised(text_out, tuple(starts), tuple(ends))
 
 
-def _join_spaced_letters(out: list[str], starts: list[int], ends: list[int]) -> None:
-    """ "k i l l" → "kill": drop the spaces inside runs of three or more single letters."""
-    n = len(out)
-    if n < 5 or not _SPACED.search("".join(out)):
-        return
+# What step 2 drops: spaces after a space or at the start, and repeats of a letter (the run's
+# character is checked with isalpha, which is what counts as a letter here).
+_DROPPED = re.compile(r"^ +|(?<= ) +|([^\W\d_])\1+")
+
+
+def _collapse(text: str) -> tuple[list[int], str]:
+    """The indexes kept by step 2 of `normalise` and the text they make."""
+    keep: list[int] = []
+    pieces: list[str] = []
+    last = 0
+    for match in _DROPPED.finditer(text):
+        a, b = match.span()
+        letter = match.group(1)
+        if letter is not None:
+            if not letter.isalpha():
+                continue
+            a += 1  # the first of the run stays
+        keep.extend(range(last, a))
+        pieces.append(text[last:a])
+        last = b
+    keep.extend(range(last, len(text)))
+    pieces.append(text[last:])
+    return keep, "".join(pieces)
+
+
+def _join_spaced_letters(text: str, starts: list[int], ends: list[int]) -> str:
+    """ "k i l l" → "kill": drop the spaces inside runs of three or more single letters
+    (`starts` and `ends` are changed to match)."""
+    n = len(text)
+    if n < 5 or not _SPACED.search(text):
+        return text
+    out = list(text)
     drop: set[int] = set()
     i = 0
     while i < n:
@@ -251,7 +285,7 @@ def _join_spaced_letters(out: list[str], starts: list[int], ends: list[int]) -> 
         else:
             i += 1
     if not drop:
-        return
+        return text
     chars: list[str] = []
     new_starts: list[int] = []
     new_ends: list[int] = []
@@ -265,7 +299,36 @@ def _join_spaced_letters(out: list[str], starts: list[int], ends: list[int]) -> 
         chars.append(out[k])
         new_starts.append(starts[k])
         new_ends.append(ends[k])
-    out[:], starts[:], ends[:] = chars, new_starts, new_ends
+    starts[:], ends[:] = new_starts, new_ends
+    return "".join(chars)
+
+
+_OTHER_SPACE = re.compile(r"[^\S ]")
+
+
+def _forms(text: str, lexicon: _Lexicon) -> list[tuple[int, int]]:
+    """The spans `lexicon.words_regex.finditer(text)` gives, looked up by word instead: a
+    form is whole words, so it can only begin at a word that is its first word."""
+    assert lexicon.words_regex is not None
+    if lexicon.by_first_word is None or _OTHER_SPACE.search(text):
+        return [m.span() for m in lexicon.words_regex.finditer(text)]
+    found: list[tuple[int, int]] = []
+    by_first_word = lexicon.by_first_word
+    size = len(text)
+    position = 0
+    reached = 0
+    for word in text.split(" "):
+        here = position
+        position += len(word) + 1
+        if here < reached or not word:
+            continue
+        for form in by_first_word.get(word, ()):
+            end = here + len(form)
+            if text.startswith(form, here) and (end == size or text[end] == " "):
+                found.append((here, end))
+                reached = end
+                break
+    return found
 
 
 def _substitute(
@@ -276,12 +339,11 @@ def _substitute(
     new_starts: list[int] = []
     new_ends: list[int] = []
     last = 0
-    for match in lexicon.words_regex.finditer(text):
-        a, b = match.span()
+    for a, b in _forms(text, lexicon):
         pieces.append(text[last:a])
         new_starts.extend(starts[last:a])
         new_ends.extend(ends[last:a])
-        replacement = lexicon.words[match.group()]
+        replacement = lexicon.words[text[a:b]]
         pieces.append(replacement)
         new_starts.extend([starts[a]] * len(replacement))
         new_ends.extend([ends[b - 1]] * len(replacement))

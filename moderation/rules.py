@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 import re._constants as sre_constants
 import re._parser as sre_parse
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,13 @@ class Rule:
     patterns: tuple[str, ...]
     example: str
     negatable: bool
-    regex: re.Pattern[str]  # one alternative per pattern, in named groups p0, p1, ...
+    body: str  # the whole-words regex: one alternative per pattern, in named groups p0, p1...
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """All the rule's patterns in one regex (screening uses them one by one through
+        RuleSet.index; this is for tools and tests)."""
+        return re.compile(self.body)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Context:
     support: re.Pattern[str]
     blockers: re.Pattern[str]
     idioms: re.Pattern[str]
+    idiom_index: WordIndex  # the idioms, tried only where a word can begin them
 
 
 @dataclass(frozen=True)
@@ -85,30 +94,14 @@ class RuleSet:
     markers: dict[str, re.Pattern[str]]
     marker_examples: dict[str, str]
     context: Context
-    # Which rules can start at a word: rule indexes by the possible beginnings of their first
-    # word (`word_prefixes`), and the rules that can start anywhere (`anywhere`). Screening only
-    # tries a rule where a word begins with one of its prefixes, so its cost grows with the
-    # words of a message, not with words times rules.
-    by_word: dict[str, tuple[int, ...]]
-    by_prefix: dict[str, tuple[int, ...]]
-    prefix_lengths: tuple[int, ...]
-    anywhere: tuple[int, ...]
+    # Which rules can start at a word, and with which of their patterns: screening only tries
+    # a rule where a word can begin one of its patterns, so its cost grows with the words of a
+    # message, not with words times rules (group g of the index is rules[g]).
+    index: WordIndex
 
     def label(self, category: str) -> str:
         found = self.categories.get(category)
         return found.label if found else category
-
-    def candidates(self, word: str) -> set[int]:
-        """The rules that may match starting at this word."""
-        found: set[int] = set(self.by_word.get(word, ()))
-        found.update(self.anywhere)
-        for length in self.prefix_lengths:
-            if length > len(word):
-                break
-            hit = self.by_prefix.get(word[:length])
-            if hit:
-                found.update(hit)
-        return found
 
 
 _CLOSED = "\0"  # the prefix stops here (the regex does something this does not follow)
@@ -116,13 +109,18 @@ _WORD = "\1"  # the first word ends here
 _MAX_PREFIXES = 4000
 
 
-def _prefixes(items: list[tuple[Any, Any]], opens: set[str]) -> set[str]:
-    """The possible beginnings of what `items` (a parsed regex) matches, up to the first space.
+def _prefixes(items: list[tuple[Any, Any]], opens: set[str], words: int = 1) -> set[str]:
+    """The possible beginnings of what `items` (a parsed regex) matches, up to the first space
+    (`words=2`: up to the second space; the first is kept as a space).
 
     Prefixes that cannot grow any more end in _CLOSED. A prefix is always a necessary
     beginning: when the regex does something this does not follow, the prefix just stops.
     """
     c = sre_constants
+
+    def space(p: str) -> str:
+        return p + " " if words == 2 and p and " " not in p else p + _WORD
+
     for op, arg in items:
         still = {p for p in opens if not p.endswith((_CLOSED, _WORD))}
         done = opens - still
@@ -132,21 +130,21 @@ def _prefixes(items: list[tuple[Any, Any]], opens: set[str]) -> set[str]:
             continue
         if op is c.LITERAL:
             char = chr(arg)
-            grown = {p + _WORD if char == " " else p + char for p in still}
+            grown = {space(p) if char == " " else p + char for p in still}
         elif op is c.SUBPATTERN:
-            grown = _prefixes(list(arg[-1]), still)
+            grown = _prefixes(list(arg[-1]), still, words)
         elif op is c.BRANCH:
             grown = set()
             for branch in arg[1]:
-                grown |= _prefixes(list(branch), still)
+                grown |= _prefixes(list(branch), still, words)
         elif op is c.IN and _small_set(arg) is not None:
             chars = _small_set(arg) or []
-            grown = {p + _WORD if ch == " " else p + ch for p in still for ch in chars}
+            grown = {space(p) if ch == " " else p + ch for p in still for ch in chars}
         elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
             low, _high, sub = arg
             once = {
                 p if p.endswith((_CLOSED, _WORD)) else p + _CLOSED
-                for p in _prefixes(list(sub), still)
+                for p in _prefixes(list(sub), still, words)
             }
             grown = once if low >= 1 else still | once
         else:
@@ -182,6 +180,183 @@ def first_words(body: str) -> tuple[set[str], set[str]] | None:
     if "" in words or "" in prefixes:
         return None
     return words, prefixes
+
+
+def first_two_words(body: str) -> list[tuple[str, str | None, bool]] | None:
+    """How a match of `body` can begin, as (first word, second word, exact): with `exact`,
+    the first word is exactly that and the second (None: any) exactly that too; without it,
+    the first word begins with the first and, when a second is given, the first word is
+    exact and the second begins with it. None when it could begin with anything, or the
+    beginnings are too many to list."""
+    found = _prefixes(list(sre_parse.parse(body).data), {""}, words=2)
+    if len(found) > _MAX_PREFIXES:
+        return None
+    out: list[tuple[str, str | None, bool]] = []
+    for p in found:
+        if p.endswith(_WORD):  # two whole words ("a b"); a first word "" begins with a space
+            first, _, second = p[:-1].partition(" ")
+            out.append((first, second, True))
+        elif p.endswith(_CLOSED):
+            first, spaced, second = p[:-1].partition(" ")
+            out.append((first, second, False) if spaced else (first, None, False))
+        else:  # the regex ended: one whole word, or two
+            first, spaced, second = p.partition(" ")
+            out.append((first, second or None, True) if spaced else (first, None, True))
+    if any(first == "" for first, _, _ in out):
+        return None
+    return out
+
+
+UNKNOWN = "\0"  # WordIndex.at: the next word is not known (not one space away)
+Alternatives = tuple[re.Pattern[str], ...]
+
+
+class WordIndex:
+    """Whole-word alternatives, each tried only where the words of a message can begin it.
+
+    `groups[g]` is a list of alternatives (regex source, e.g. "(?P<p0>...)"); together they
+    make the regex `whole_words("|".join(groups[g]))`. For a word of a message and the word
+    after it, `at(word, following)` gives, per group that may match starting at that word,
+    the alternatives that can begin with those two words, each a whole-words regex of its
+    own, in their original order. `first_match` of them at that position is exactly what the
+    whole group's regex matches there (an alternative left out could not have matched there,
+    and the engine takes the first alternative that matches), without spending time on the
+    many alternatives that begin with other words. Alternatives are compiled one by one on
+    first use, so no combination of them is ever compiled.
+    """
+
+    _CACHE_WORDS = 50_000  # word pairs remembered (messages are arbitrary text): a few MB
+
+    def __init__(
+        self,
+        groups: list[list[str]],
+        compiled: dict[tuple[int, int], re.Pattern[str]] | None = None,
+    ) -> None:
+        """`compiled`: alternatives already compiled (whole words), by (group, alternative)."""
+        self.groups = groups
+        tree: Callable[[], defaultdict[int, set[int]]] = lambda: defaultdict(set)  # noqa: E731
+        # first word exactly this, any second word
+        self._exact: defaultdict[str, defaultdict[int, set[int]]] = defaultdict(tree)
+        # first word beginning with this, any second word
+        self._prefix: defaultdict[str, defaultdict[int, set[int]]] = defaultdict(tree)
+        # first word exactly this, second word exactly / beginning with ...
+        self._second: defaultdict[str, list[tuple[str, bool, int, int]]] = defaultdict(list)
+        self.anywhere: defaultdict[int, set[int]] = defaultdict(set)
+        for g, alternatives in enumerate(groups):
+            for a, alternative in enumerate(alternatives):
+                self._add(g, a, alternative)
+        self._prefix_lengths = tuple(sorted({len(k) for k in self._prefix}))
+        self._words: dict[tuple[str, str | None], tuple[tuple[int, Alternatives], ...]] = {}
+        # per first word: what does not depend on the next word (see _first_word)
+        self._first: dict[
+            str, tuple[dict[int, set[int]], tuple[tuple[int, Alternatives], ...]]
+        ] = {}
+        self._compiled: dict[tuple[int, int], re.Pattern[str]] = dict(compiled or {})
+        self._lock = threading.Lock()
+
+    def _add(self, g: int, a: int, alternative: str) -> None:
+        starts = first_two_words(alternative)
+        if starts is None:
+            one = first_words(alternative)
+            if one is None:
+                self.anywhere[g].add(a)
+                return
+            starts = [(w, None, True) for w in one[0]] + [(p, None, False) for p in one[1]]
+        for first, second, exact in starts:
+            if second is None or (second == "" and not exact):
+                (self._exact if exact or second is not None else self._prefix)[first][g].add(a)
+            else:
+                self._second[first].append((second, exact, g, a))
+
+    @property
+    def everywhere(self) -> bool:
+        """Some alternative could begin anywhere (not only at a word it names)."""
+        return bool(self.anywhere)
+
+    def at(
+        self, word: str, following: str | None = UNKNOWN
+    ) -> tuple[tuple[int, Alternatives], ...]:
+        """(group, its alternatives that may begin here), by group, for a match that
+        would begin at `word`, followed by one space and `following` (None: the text ends
+        after `word`; UNKNOWN: anything)."""
+        key = (word, following)
+        found = self._words.get(key)
+        if found is None:
+            found = self._resolve(word, following)
+            with self._lock:
+                if len(self._words) >= self._CACHE_WORDS:
+                    self._words.clear()
+                self._words[key] = found
+        return found
+
+    def _resolve(self, word: str, following: str | None) -> tuple[tuple[int, Alternatives], ...]:
+        found = self._first.get(word)
+        if found is None:
+            found = self._first_word(word)
+            with self._lock:
+                if len(self._first) >= self._CACHE_WORDS:
+                    self._first.clear()
+                self._first[word] = found
+        chosen, resolved = found
+        seconds = self._second.get(word)
+        if not seconds:
+            return resolved  # nothing here depends on the next word
+        extra: dict[int, set[int]] = {}
+        for second, exact, g, a in seconds:
+            if following == UNKNOWN or (
+                following is not None
+                and (following == second if exact else following.startswith(second))
+            ):
+                extra.setdefault(g, set()).add(a)
+        if not extra:
+            return resolved
+        merged = dict(chosen)
+        for g, alternatives in extra.items():
+            merged[g] = chosen.get(g, set()) | alternatives
+        return self._build(merged)
+
+    def _first_word(
+        self, word: str
+    ) -> tuple[dict[int, set[int]], tuple[tuple[int, Alternatives], ...]]:
+        """What may begin at `word` whatever the next word is, and that as `at` returns it."""
+        chosen: dict[int, set[int]] = {g: set(a) for g, a in self.anywhere.items()}
+        for g, alternatives in self._exact.get(word, {}).items():
+            chosen.setdefault(g, set()).update(alternatives)
+        for length in self._prefix_lengths:
+            if length > len(word):
+                break
+            for g, alternatives in self._prefix.get(word[:length], {}).items():
+                chosen.setdefault(g, set()).update(alternatives)
+        return chosen, self._build(chosen)
+
+    def _build(self, chosen: dict[int, set[int]]) -> tuple[tuple[int, Alternatives], ...]:
+        return tuple(
+            (g, tuple(self.alternative(g, a) for a in sorted(chosen[g])))
+            for g in sorted(chosen)
+            if chosen[g]
+        )
+
+    def alternative(self, group: int, alternative: int) -> re.Pattern[str]:
+        """One alternative as a whole-words regex of its own (compiled on first use)."""
+        key = (group, alternative)
+        found = self._compiled.get(key)
+        if found is None:
+            found = re.compile(whole_words(self.groups[group][alternative]))
+            with self._lock:
+                self._compiled[key] = found
+        return found
+
+
+def first_match(
+    regexes: tuple[re.Pattern[str], ...], text: str, position: int
+) -> re.Match[str] | None:
+    """What the alternation of `regexes` (each whole words) matches at `position`: the first
+    of them that matches there, as the regex engine tries alternatives in order."""
+    for regex in regexes:
+        match = regex.match(text, position)
+        if match is not None:
+            return match
+    return None
 
 
 def _expand(pattern: str, lists: dict[str, str], where: str) -> str:
@@ -249,6 +424,8 @@ def load_rules(rules_file: Path = RULES_FILE, context_file: Path = CONTEXT_FILE)
         markers[str(name)] = _compile(whole_words(body), f"marker {name}")
         marker_examples[str(name)] = str(spec.get("example") or "")
     rules: list[Rule] = []
+    groups: list[list[str]] = []  # each rule's patterns, for the WordIndex
+    compiled: dict[tuple[int, int], re.Pattern[str]] = {}
     seen: set[str] = set()
     for entry in data["rules"]:
         rid = str(entry.get("id") or "")
@@ -263,7 +440,11 @@ def load_rules(rules_file: Path = RULES_FILE, context_file: Path = CONTEXT_FILE)
         if not entry.get("example"):
             raise RulesError(f"{where}: needs an example")
         patterns = tuple(str(p) for p in entry["patterns"])
-        body = "|".join(f"(?P<p{i}>{_expand(p, lists, where)})" for i, p in enumerate(patterns))
+        groups.append([f"(?P<p{i}>{_expand(p, lists, where)})" for i, p in enumerate(patterns)])
+        # each pattern compiled on its own (screening tries them one by one): a pattern that
+        # does not compile, or could backtrack without end, is refused with its rule's name
+        for a, alternative in enumerate(groups[-1]):
+            compiled[(len(groups) - 1, a)] = _compile(whole_words(alternative), where)
         rules.append(
             Rule(
                 id=rid,
@@ -272,33 +453,18 @@ def load_rules(rules_file: Path = RULES_FILE, context_file: Path = CONTEXT_FILE)
                 patterns=patterns,
                 example=str(entry["example"]),
                 negatable=bool(entry.get("negatable", True)),
-                regex=_compile(whole_words(body), where),
+                body=whole_words("|".join(groups[-1])),
             )
         )
-    by_word: dict[str, set[int]] = defaultdict(set)
-    by_prefix: dict[str, set[int]] = defaultdict(set)
-    anywhere: list[int] = []
-    for index, rule in enumerate(rules):
-        starts = first_words(rule.regex.pattern)
-        if starts is None:
-            anywhere.append(index)
-            continue
-        for word in starts[0]:
-            by_word[word].add(index)
-        for prefix in starts[1]:
-            by_prefix[prefix].add(index)
     context = _load_context(context_file, lists)
-    return RuleSet(
-        categories,
-        tuple(rules),
-        markers,
-        marker_examples,
-        context,
-        {k: tuple(sorted(v)) for k, v in by_word.items()},
-        {k: tuple(sorted(v)) for k, v in by_prefix.items()},
-        tuple(sorted({len(k) for k in by_prefix})),
-        tuple(anywhere),
-    )
+    index = WordIndex(groups, compiled)
+    return RuleSet(categories, tuple(rules), markers, marker_examples, context, index)
+
+
+def _index_of(alternatives: list[str], where: str) -> WordIndex:
+    """A WordIndex of one group, its alternatives compiled now (not by the first message)."""
+    compiled = {(0, a): _compile(whole_words(alt), where) for a, alt in enumerate(alternatives)}
+    return WordIndex([alternatives], compiled)
 
 
 def _load_context(path: Path, lists: dict[str, str]) -> Context:
@@ -310,6 +476,8 @@ def _load_context(path: Path, lists: dict[str, str]) -> Context:
     hyp = data["hypothetical"]
     media = data["lesson_media"]
     past = data["past_with_support"]
+
+    idioms = data["idioms"] if isinstance(data["idioms"], list) else [data["idioms"]]
 
     def words_regex(patterns: Any, where: str) -> re.Pattern[str]:
         return _compile(whole_words(_alternatives(patterns, lists, where)), where)
@@ -331,4 +499,7 @@ def _load_context(path: Path, lists: dict[str, str]) -> Context:
         support=words_regex(past["support"], "support"),
         blockers=words_regex(past["blockers"], "blockers"),
         idioms=words_regex(data["idioms"], "idioms"),
+        idiom_index=_index_of(
+            [f"(?:{_expand(str(p), lists, 'idioms')})" for p in idioms], "idioms"
+        ),
     )

@@ -18,7 +18,17 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from moderation.normalise import Normalised, normalise
-from moderation.rules import RANK_SEVERITY, SEVERITY_RANK, Context, Rule, RuleSet, load_rules
+from moderation.rules import (
+    RANK_SEVERITY,
+    SEVERITY_RANK,
+    UNKNOWN,
+    Alternatives,
+    Context,
+    Rule,
+    RuleSet,
+    first_match,
+    load_rules,
+)
 
 __all__ = [
     "NOT_FLAGGED",
@@ -131,6 +141,7 @@ class _Analysis:
     sentences: _Sentences
     kept: list[tuple[Rule, re.Match[str], int, list[str]]]
     cleared: list[tuple[int, int, int]]  # spans context lowered to nothing, with their weight
+    words: list[tuple[int, str, str | None]] = field(default_factory=list)  # _words(norm.text)
     _past: dict[tuple[int, int], bool] = field(default_factory=dict)
     _idioms: list[tuple[int, int]] | None = None
 
@@ -154,35 +165,89 @@ class _Analysis:
 
     def in_idiom(self, ctx: Context, start: int, end: int) -> bool:
         if self._idioms is None:  # found once per message, on first need
-            self._idioms = [m.span() for m in ctx.idioms.finditer(self.norm.text)]
+            self._idioms = _idiom_spans(ctx, self.norm.text, self.words)
         return any(a < end and start < b for a, b in self._idioms)
+
+
+_OTHER_SPACE = re.compile(r"[^\S ]")
+
+
+def _words(body: str) -> list[tuple[int, str, str | None]]:
+    """(start, word, the word after it) for each word of the normalised text: the word after
+    is None at the end of the text, UNKNOWN when it is not exactly one space away."""
+    out: list[tuple[int, str, str | None]] = []
+    if _OTHER_SPACE.search(body):  # not what normalise makes; the general way
+        found = [(m.start(), m.group()) for m in _WORD.finditer(body)]
+        size = len(body)
+        for k, (start, word) in enumerate(found):
+            end = start + len(word)
+            if k + 1 < len(found):
+                following = found[k + 1][1] if found[k + 1][0] == end + 1 else UNKNOWN
+            else:
+                following = None if end == size else UNKNOWN
+            out.append((start, word, following))
+        return out
+    parts = body.split(" ")
+    last = len(parts) - 1
+    position = 0
+    for k, word in enumerate(parts):
+        if word:
+            # "" after a word: two spaces, or a space at the end
+            out.append((position, word, (parts[k + 1] or UNKNOWN) if k < last else None))
+        position += len(word) + 1
+    return out
+
+
+def _idiom_spans(
+    ctx: Context, body: str, words: list[tuple[int, str, str | None]] | None = None
+) -> list[tuple[int, int]]:
+    """The spans `ctx.idioms.finditer(body)` gives, trying only the idioms that can begin at
+    each word (a match begins at a word: whole words, and no idiom begins with a space)."""
+    index = ctx.idiom_index
+    if index.everywhere:
+        return [m.span() for m in ctx.idioms.finditer(body)]
+    spans: list[tuple[int, int]] = []
+    reached = 0
+    for position, word, following in words if words is not None else _words(body):
+        if position < reached:
+            continue
+        for _, regexes in index.at(word, following):
+            match = first_match(regexes, body, position)
+            if match is not None:
+                spans.append(match.span())
+                reached = match.end()
+    return spans
 
 
 def _analyse(text: str, rules: RuleSet, *, always: bool = False) -> _Analysis | None:
     norm = normalise(text)
     body = norm.text
-    # Which rules may start at which words: a rule is only tried where it can begin.
-    tries: dict[int, list[int]] = {}
-    seen: dict[str, set[int]] = {}
-    for word in _WORD.finditer(body):
-        token = word.group()
-        candidates = seen.get(token)
-        if candidates is None:
-            candidates = seen[token] = rules.candidates(token)
-        for index in candidates:
-            tries.setdefault(index, []).append(word.start())
+    # Which rules may start at which words, with only the patterns that can begin there
+    # (RuleSet.index): a rule is only tried where it can begin.
+    tries: dict[int, list[tuple[int, Alternatives]]] = {}
+    at = rules.index.at
+    words = _words(body)
+    for position, word, following in words:
+        for index, regexes in at(word, following):
+            listed = tries.get(index)
+            if listed is None:
+                tries[index] = [(position, regexes)]
+            else:
+                listed.append((position, regexes))
     if not tries and not always:
         return None
     ctx = rules.context
-    analysis = _Analysis(norm=norm, sentences=_Sentences.of(text, norm), kept=[], cleared=[])
+    analysis = _Analysis(
+        norm=norm, sentences=_Sentences.of(text, norm), kept=[], cleared=[], words=words
+    )
     for index in sorted(tries):
         rule = rules.rules[index]
         reached = -1
         found = 0
-        for position in tries[index]:
+        for position, regexes in tries[index]:
             if position < reached:
                 continue
-            match = rule.regex.match(body, position)
+            match = first_match(regexes, body, position)
             if match is None:
                 continue
             start, end = match.span()
@@ -327,7 +392,7 @@ def context_severity(
             patterns=(),
             example="",
             negatable=False,
-            regex=_NEVER,
+            body=_NEVER,
         )
         lowered, notes = _lowering(analysis.norm.text, lo, hi, probe, analysis, rules)
         rank -= lowered
@@ -345,4 +410,4 @@ def context_severity(
         return severity, ""
 
 
-_NEVER = re.compile(r"(?!)")
+_NEVER = r"(?!)"

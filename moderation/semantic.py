@@ -51,6 +51,9 @@ WINDOW_WORDS = 16
 MAX_SEGMENTS = 48
 # The widest window: about what fits in MAX_TOKENS.
 MAX_WINDOW_WORDS = 160
+# At most this many tokens (of several texts) go through the model in one forward pass: enough
+# for efficient matrix products, few enough that the per-thread arrays stay about 18 MB.
+FORWARD_TOKENS = 512
 # A whole message of more than one sentence is also embedded when it is at most this long.
 WHOLE_MESSAGE_WORDS = 64
 
@@ -139,17 +142,24 @@ def segment_spans(text: str, max_segments: int = MAX_SEGMENTS) -> list[tuple[int
 # The encoder: all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide, 12 heads) in NumPy
 
 
-def _gelu_(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Exact (erf) GELU, in place. NumPy has no erf: Abramowitz and Stegun 7.1.26, error
-    under 1.5e-7, written with few temporaries because this is a quarter of the forward pass."""
+def _gelu_(
+    x: NDArray[np.float32],
+    a: NDArray[np.float32],
+    t: NDArray[np.float32],
+    y: NDArray[np.float32],
+) -> NDArray[np.float32]:
+    """Exact (erf) GELU of x, in place; a, t and y are scratch arrays of x's shape. NumPy has
+    no erf: Abramowitz and Stegun 7.1.26, error under 1.5e-7. Written as passes over
+    preallocated arrays because this is a large part of the forward pass: new arrays of this
+    size cost page faults, and a masked `where=` costs more than the rest together."""
     import numpy as np
 
-    a = np.abs(x)
+    np.abs(x, out=a)
     a *= np.float32(1.0 / math.sqrt(2.0))
-    t = a * np.float32(0.3275911)
-    t += 1.0
+    np.multiply(a, np.float32(0.3275911), out=t)
+    t += np.float32(1.0)
     np.reciprocal(t, out=t)
-    y = t * np.float32(1.061405429)
+    np.multiply(t, np.float32(1.061405429), out=y)
     for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
         y += np.float32(coefficient)
         y *= t
@@ -157,22 +167,53 @@ def _gelu_(x: NDArray[np.float32]) -> NDArray[np.float32]:
     np.negative(a, out=a)
     np.exp(a, out=a)
     y *= a  # y = 1 - erf(|x| / sqrt 2)
-    y *= 0.5
-    # GELU = x * (1 + erf(x / sqrt 2)) / 2 = x * (1 - y/2) for x >= 0, x * y/2 for x < 0
-    np.subtract(1.0, y, out=y, where=x >= 0)
+    # GELU = x * (1 + erf(x / sqrt 2)) / 2 = x * (1 - y/2) for x >= 0, x * y/2 for x < 0,
+    # that is x * (1/2 + copysign(1/2 - y/2, x))
+    y *= np.float32(-0.5)
+    y += np.float32(0.5)
+    np.copysign(y, x, out=y)
+    y += np.float32(0.5)
     x *= y
     return x
 
 
-def _layer_norm(
-    x: NDArray[np.float32], weight: NDArray[np.float32], bias: NDArray[np.float32]
+def _layer_norm_(
+    x: NDArray[np.float32],
+    weight: NDArray[np.float32],
+    bias: NDArray[np.float32],
+    scratch: NDArray[np.float32],
 ) -> NDArray[np.float32]:
+    """LayerNorm over the last axis, in place (the same operations, in the same order, as
+    `(x - mean) / sqrt(var + eps) * weight + bias`); scratch has x's shape."""
     import numpy as np
 
-    mean = x.mean(axis=-1, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(axis=-1, keepdims=True)
-    return centred / np.sqrt(var + 1e-12) * weight + bias
+    x -= x.mean(axis=-1, keepdims=True)
+    var = np.square(x, out=scratch).mean(axis=-1, keepdims=True)
+    var += np.float32(1e-12)
+    np.sqrt(var, out=var)
+    x /= var
+    x *= weight
+    x += bias
+    return x
+
+
+class _Workspace:
+    """Arrays the forward pass writes into, reused from batch to batch (one per thread)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.arrays: dict[str, Any] = {}
+
+    def get(self, rows: int, widths: dict[str, int]) -> dict[str, Any]:
+        import numpy as np
+
+        if rows > self.rows:
+            self.rows = max(rows, 2 * self.rows)
+            self.arrays = {
+                name: np.empty((self.rows, width), dtype=np.float32)
+                for name, width in widths.items()
+            }
+        return {name: array[:rows] for name, array in self.arrays.items()}
 
 
 @dataclass(frozen=True)
@@ -235,6 +276,10 @@ class MiniLMEncoder:
             )
             index += 1
         self.dimension = int(self._word.shape[1])
+        self._local = threading.local()  # each thread its own _Workspace
+
+    def _workspace(self) -> _Workspace | None:
+        return getattr(self._local, "workspace", None)
 
     @classmethod
     def from_dir(cls, model_dir: Path) -> MiniLMEncoder:
@@ -247,7 +292,11 @@ class MiniLMEncoder:
         return cls(load_file(str(model_dir / "model.safetensors")), tokenizer)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
-        """L2-normalised mean-pooled embeddings, one row per text, in the order given."""
+        """L2-normalised mean-pooled embeddings, one row per text, in the order given.
+
+        Texts are sorted by length; up to FORWARD_TOKENS tokens go through one forward pass,
+        whose dense layers work on the real tokens only (no padding), and whose attention
+        works on groups of up to `batch_size` texts of similar length."""
         import numpy as np
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -256,45 +305,136 @@ class MiniLMEncoder:
         # Lone surrogates (possible in a Python str, not in UTF-8) would stop the tokenizer.
         clean = [text.encode("utf-8", "replace").decode("utf-8") for text in texts]
         ids = [enc.ids for enc in self._tokenizer.encode_batch(clean)]
-        # Similar lengths together: less padding.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for first in range(0, len(order), batch_size):
-            chosen = order[first : first + batch_size]
-            out[chosen] = self._forward([ids[i] for i in chosen])
+        chosen: list[int] = []
+        tokens = 0
+        for i in order:
+            if chosen and tokens + len(ids[i]) > FORWARD_TOKENS:
+                out[chosen] = self._forward([ids[k] for k in chosen], batch_size)
+                chosen, tokens = [], 0
+            chosen.append(i)
+            tokens += len(ids[i])
+        if chosen:
+            out[chosen] = self._forward([ids[k] for k in chosen], batch_size)
         return out
 
-    def _forward(self, batch: list[list[int]]) -> NDArray[np.float32]:
+    def _forward(self, batch: list[list[int]], group_size: int = 32) -> NDArray[np.float32]:
+        """Embeddings of token sequences (sorted by length, shortest first)."""
         import numpy as np
 
-        size, length = len(batch), max(len(seq) for seq in batch)
-        token_ids = np.zeros((size, length), dtype=np.int64)
-        mask = np.zeros((size, length), dtype=np.float32)
-        for row, seq in enumerate(batch):
-            token_ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1.0
+        lengths = [len(seq) for seq in batch]
+        rows = sum(lengths)
         width, heads = self.dimension, self._heads
         head_width = width // heads
-        x = self._word[token_ids] + self._position[:length] + self._token_type
-        x = _layer_norm(x, self._ln_w, self._ln_b).reshape(size * length, width)
-        attention_bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        token_ids = np.fromiter((t for seq in batch for t in seq), dtype=np.int64, count=rows)
+        positions = np.concatenate([np.arange(n) for n in lengths])
+        groups = _attention_groups(lengths, group_size)
+        up_width = self._layers[0].up_w.shape[1] if self._layers else width
+        ws = self._workspace()
+        if ws is None:
+            ws = self._local.workspace = _Workspace()
+        w = ws.get(
+            rows,
+            {
+                "x": width,
+                "x2": width,
+                "narrow": width,
+                "context": width,
+                "qkv": 3 * width,
+                "up": up_width,
+                "a": up_width,
+                "t": up_width,
+                "y": up_width,
+            },
+        )
+        # One row per real token: the dense layers never see padding.
+        x = w["x"]
+        np.add(self._word[token_ids], self._position[positions], out=x)
+        x += self._token_type
+        _layer_norm_(x, self._ln_w, self._ln_b, w["narrow"])
         scale = np.float32(1.0 / math.sqrt(head_width))
+        spare, context = w["x2"], w["context"]
         for layer in self._layers:
-            qkv = x @ layer.qkv_w + layer.qkv_b
-            qkv = qkv.reshape(size, length, 3, heads, head_width).transpose(2, 0, 3, 1, 4)
-            query, key, value = qkv[0], qkv[1], qkv[2]
-            scores = (query @ key.transpose(0, 1, 3, 2)) * scale + attention_bias
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ value).transpose(0, 2, 1, 3).reshape(size * length, width)
-            x = _layer_norm(context @ layer.out_w + layer.out_b + x, layer.ln1_w, layer.ln1_b)
-            hidden = x @ layer.up_w + layer.up_b
-            hidden = _gelu_(hidden)
-            x = _layer_norm(hidden @ layer.down_w + layer.down_b + x, layer.ln2_w, layer.ln2_b)
-        x = x.reshape(size, length, width)
-        pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)[:, None]
+            # the same operations in the same order as x @ w + b etc., written into the
+            # workspace instead of new arrays
+            qkv = np.matmul(x, layer.qkv_w, out=w["qkv"])
+            qkv += layer.qkv_b
+            for group in groups:
+                group.attend(qkv, context, heads, head_width, scale)
+            attended = np.matmul(context, layer.out_w, out=spare)
+            attended += layer.out_b
+            attended += x
+            x, spare = _layer_norm_(attended, layer.ln1_w, layer.ln1_b, w["narrow"]), x
+            hidden = np.matmul(x, layer.up_w, out=w["up"])
+            hidden += layer.up_b
+            _gelu_(hidden, w["a"], w["t"], w["y"])
+            out = np.matmul(hidden, layer.down_w, out=spare)
+            out += layer.down_b
+            out += x
+            x, spare = _layer_norm_(out, layer.ln2_w, layer.ln2_b, w["narrow"]), x
+        starts = np.cumsum([0, *lengths[:-1]])
+        pooled = np.add.reduceat(x, starts, axis=0) / np.asarray(lengths, dtype=np.float32)[:, None]
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return (pooled / norms).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Sequences first..first+count-1 of a forward pass, attended together: padded to the
+    longest of them, padding masked out (it gets weight exactly 0, as in the model)."""
+
+    rows: slice  # their rows in the packed (real tokens only) arrays
+    count: int
+    length: int
+    scatter: Any  # packed row -> row of the padded (count * length) layout; None: no padding
+    bias: Any  # (count, 1, 1, length): 0 for real tokens, -1e9 for padding
+
+    def attend(
+        self,
+        qkv: NDArray[np.float32],
+        context: NDArray[np.float32],
+        heads: int,
+        hw: int,
+        scale: Any,
+    ) -> None:
+        import numpy as np
+
+        size, length = self.count, self.length
+        part = qkv[self.rows]
+        if self.scatter is not None:
+            padded = np.zeros((size * length, part.shape[1]), dtype=np.float32)
+            padded[self.scatter] = part
+            part = padded
+        q5 = part.reshape(size, length, 3, heads, hw).transpose(2, 0, 3, 1, 4)
+        query, key, value = q5[0], q5[1], q5[2]
+        scores = (query @ key.transpose(0, 1, 3, 2)) * scale + self.bias
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        attended = (scores @ value).transpose(0, 2, 1, 3).reshape(size * length, heads * hw)
+        context[self.rows] = attended if self.scatter is None else attended[self.scatter]
+
+
+def _attention_groups(lengths: list[int], group_size: int) -> list[_Group]:
+    import numpy as np
+
+    groups = []
+    row = 0
+    for first in range(0, len(lengths), group_size):
+        chunk = lengths[first : first + group_size]
+        longest = max(chunk)
+        count = len(chunk)
+        total = sum(chunk)
+        mask = np.zeros((count, longest), dtype=np.float32)
+        for k, n in enumerate(chunk):
+            mask[k, :n] = 1.0
+        scatter = None
+        if total != count * longest:
+            scatter = np.concatenate([k * longest + np.arange(n) for k, n in enumerate(chunk)])
+        bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        groups.append(_Group(slice(row, row + total), count, longest, scatter, bias))
+        row += total
+    return groups
 
 
 def model_dir() -> Path:

@@ -296,3 +296,28 @@ def test_any_input_is_scored_without_crashing(stage: SemanticStage, text: str) -
     hit = stage.score(text)
     if hit is not None:
         assert 0 <= hit.start < hit.end <= len(text)
+
+
+def test_an_embedding_does_not_depend_on_the_texts_embedded_with_it(
+    stage: SemanticStage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Texts of different lengths share forward passes (packed, no padding) and attention
+    # groups (padded to the longest, padding masked): neither may change a text's embedding.
+    import numpy as np
+
+    texts = [
+        "kms",
+        "my dad hits me when he's drunk and i'm scared to go home",
+        "",
+        "i want to die",
+        "honestly idk, school was fine today. my mum calls me useless every day though!",
+        "ok",
+        "😢😢",
+        "a man online keeps asking for pics and says it's our secret",
+    ]
+    encoder = stage._encoder
+    alone = np.stack([encoder.encode([text])[0] for text in texts])
+    monkeypatch.setattr(semantic, "FORWARD_TOKENS", 24)  # several forward passes
+    for group_size in (1, 2, 3, 32):
+        together = encoder.encode(texts, batch_size=group_size)
+        assert np.abs(together - alone).max() < 1e-6, group_size
