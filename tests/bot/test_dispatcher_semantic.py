@@ -28,7 +28,7 @@ from surveys.events import ChoiceIn, CommandIn, TextIn
 from tests.bot.test_dispatcher import build_dispatcher, rows, send
 
 # No keyword stage 1 knows; stage 2 finds it (asserted below, so the tests cannot pass vacuously).
-UNSEEN = "nobody would even notice if I just wasn't here anymore"
+UNSEEN = "i keep thinking everyone's life would be lighter without me in it"
 # Stage 1 flags this one by itself.
 RULES_HIT = "my stepdad hits me and I'm scared to go home"
 

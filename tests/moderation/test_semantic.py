@@ -321,3 +321,20 @@ def test_an_embedding_does_not_depend_on_the_texts_embedded_with_it(
     for group_size in (1, 2, 3, 32):
         together = encoder.encode(texts, batch_size=group_size)
         assert np.abs(together - alone).max() < 1e-6, group_size
+
+
+def test_torch_gelu_agrees_with_the_numpy_one() -> None:
+    """The forward pass uses PyTorch's GELU when torch is installed; both are the exact (erf)
+    form, so they agree far inside the 1e-4 the embeddings are held to."""
+    np = pytest.importorskip("numpy")
+    fast = semantic._torch_gelu()
+    if fast is None:
+        pytest.skip("torch is not installed")
+    x = np.random.default_rng(7).normal(scale=4.0, size=(300, 1536)).astype(np.float32)
+    x[0, :6] = [0.0, -0.0, 1e-8, -30.0, 30.0, -1.5]
+    expected = semantic._gelu_(x.copy(), *(np.empty_like(x) for _ in range(3)))
+    got = x.copy()
+    fast(got)
+    assert got.dtype == np.float32
+    assert np.abs(got - expected).max() < 1e-5
+    assert not np.array_equal(got, x)  # it really worked in place
