@@ -1002,7 +1002,7 @@ class UnitOfWork:
                 ],
             )
         if coding is None or question_id in coding.dimensions:
-            self._regroup(response, coding)
+            self._regroup(response, coding, question_id, chosen)
         self._touch(response)
 
     def remove_answer(self, respondent_id: int, code: str, question_id: str) -> None:
@@ -1015,7 +1015,7 @@ class UnitOfWork:
         self.connection.execute(self._sql.answer_delete, params)
         coding = self._group_coding(response)
         if coding is None or question_id in coding.dimensions:
-            self._regroup(response, coding)
+            self._regroup(response, coding, question_id, [])
         self._touch(response)
 
     def complete_response(self, respondent_id: int, code: str) -> None:
@@ -1108,23 +1108,37 @@ class UnitOfWork:
             self.connection, response.survey_id, response.survey_version
         )
 
-    def _regroup(self, response: _ResponseRef, coding: GroupCoding | None) -> None:
-        """Recode the response's report group from its stored demographic answers, and
-        move its rows to the new group when it changed (a few times per response).
+    def _regroup(
+        self,
+        response: _ResponseRef,
+        coding: GroupCoding | None,
+        question_id: str,
+        chosen: list[str],
+    ) -> None:
+        """Recode the response's report group now that `question_id`'s choice rows are
+        `chosen`, and move its rows to the new group when it changed (a few times per
+        response: demographic answers given, changed or removed).
 
-        Without a readable definition the group is unknown (None): reports of the
-        campaign then count the slow way rather than guess.
+        The other demographic answers come from the known group (no read), or from
+        the stored choice rows when it has no code. Without a readable definition the
+        group is unknown (None): reports of the campaign then count the slow way.
         """
         group: int | None = None
         if coding is not None:
-            chosen: dict[str, list[str]] = {}
-            if coding.dimensions:
-                for question_id, value in self.connection.execute(
+            known = None if response.report_group is None else coding.decode(response.report_group)
+            given: dict[str, list[str]] = {}
+            if known is not None:
+                given = {
+                    q: [v] for q, v in zip(coding.dimensions, known, strict=True) if v is not None
+                }
+            else:
+                for dimension, value in self.connection.execute(
                     self._sql.group_chosen,
                     {"p_response": response.id, "p_questions": list(coding.dimensions)},
                 ):
-                    chosen.setdefault(question_id, []).append(value)
-            group = coding.encode(chosen)
+                    given.setdefault(dimension, []).append(value)
+            given[question_id] = chosen
+            group = coding.encode(given)
         if group == response.report_group:
             return
         for statement in self._sql.regroup:

