@@ -13,6 +13,7 @@ Nothing here knows about channels beyond storing the channel's name.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -66,6 +67,7 @@ from storage.tables import (
     responses,
     surveys,
 )
+from surveys.definition import survey_from_dict
 from surveys.model import CHOICE_TYPES, Survey
 from surveys.report_groups import GroupCoding
 
@@ -401,9 +403,13 @@ class Repository:
             for question in definition.get("questions", []):
                 if isinstance(question.get("id"), str) and isinstance(question.get("type"), str):
                     types[question["id"]] = question["type"]
-            coding = GroupCoding.of_definition(definition)
-        except (ValueError, AttributeError, TypeError, KeyError):
+        except (ValueError, AttributeError, TypeError):
             log.error("stored survey definition unreadable", extra={"survey": survey_id})
+        else:
+            # From the same model the report decodes with (storage.reports.coded_cube). A
+            # definition it cannot read leaves groups unknown: reports count the slow way.
+            with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
+                coding = GroupCoding.of(survey_from_dict(definition))
         with self._types_lock:
             self._question_types[key] = types
             if coding is not None:

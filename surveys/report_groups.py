@@ -36,15 +36,6 @@ class GroupCoding:
         values = tuple(tuple(choice.value for choice in q.choices) for q in grouping)
         return cls(tuple(q.id for q in grouping), values)
 
-    @classmethod
-    def of_definition(cls, definition: Mapping) -> GroupCoding:
-        """The same from a stored definition (`surveys.definition.survey_to_dict`)."""
-        grouping = [q for q in definition.get("questions", []) if q.get("dimension") is not None]
-        return cls(
-            tuple(str(q["id"]) for q in grouping),
-            tuple(tuple(str(c["value"]) for c in q.get("choices", [])) for q in grouping),
-        )
-
     @property
     def usable(self) -> bool:
         """Codes decode to distinct groups only when no question repeats a value."""
