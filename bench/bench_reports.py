@@ -7,6 +7,10 @@ PostgreSQL), then times `storage.reports.campaign_counts` and the whole report
 (`surveys.report.build_report`) several times and prints the figures: wall time,
 and CPU time (this process plus the local PostgreSQL's processes, from /proc),
 which on a loaded machine is the better guess at the time on an idle core.
+Rows carry their report group as the repository writes them (migration 0010);
+PostgreSQL is vacuumed as autovacuum would. Last, it checks that the report's
+counts equal joining every answer to its respondent's demographics (the slow
+way, still used for cross-tabulations) and prints what that join alone costs.
 
     .venv/bin/python bench/bench_reports.py [--answers N] [--other-answers N]
                                             [--backend sqlite|postgresql|both]
