@@ -1147,8 +1147,12 @@ class UnitOfWork:
             group = coding.encode(given)
         if group == response.report_group:
             return
-        for statement in self._sql.regroup:
-            self._hot(statement, {"p_response": response.id, "p_group": group})
+        if self._dialect == "postgresql":
+            # one round trip for the three tables (data-modifying CTEs; not in SQLite)
+            self.connection.exec_driver_sql(_PG_REGROUP, {"group": group, "response": response.id})
+        else:
+            for statement in self._sql.regroup:
+                self._hot(statement, {"p_response": response.id, "p_group": group})
         response.report_group = group
 
     def _touch(self, response: _ResponseRef) -> None:
@@ -1168,6 +1172,13 @@ class UnitOfWork:
         if response.status == "partial":
             response.status = "in_progress"
         response.updated_at = self.now
+
+
+_PG_REGROUP = (
+    "WITH a AS (UPDATE answers SET report_group = %(group)s WHERE response_id = %(response)s), "
+    "c AS (UPDATE answer_choices SET report_group = %(group)s WHERE response_id = %(response)s) "
+    "UPDATE responses SET report_group = %(group)s WHERE id = %(response)s"
+)
 
 
 def _int_or_none(value: object) -> int | None:
