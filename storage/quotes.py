@@ -67,6 +67,9 @@ def _offered(campaign_id: int, question_ids: list[str], *, approved_only: bool =
         source = answers.join(responses, responses.c.id == answers.c.response_id).outerjoin(
             report_quotes, report_quotes.c.answer_id == answers.c.id
         )
+    # Approvals first: `+ 0` keeps SQLite from starting at the campaign's answers by
+    # the report index (every free-text answer) instead of its few approvals.
+    of_campaign = answers.c.campaign_id + 0 if approved_only else answers.c.campaign_id
     return (
         select(
             answers.c.id,
@@ -76,7 +79,7 @@ def _offered(campaign_id: int, question_ids: list[str], *, approved_only: bool =
         )
         .select_from(source)
         .where(
-            answers.c.campaign_id == campaign_id,
+            of_campaign == campaign_id,
             answers.c.question_id.in_(question_ids),
             answers.c.status == "answered",
             answers.c.value_json.is_not(None),

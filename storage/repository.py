@@ -13,6 +13,7 @@ Nothing here knows about channels beyond storing the channel's name.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -66,7 +67,9 @@ from storage.tables import (
     responses,
     surveys,
 )
+from surveys.definition import survey_from_dict
 from surveys.model import CHOICE_TYPES, Survey
+from surveys.report_groups import GroupCoding
 
 log = logging.getLogger("besafe.storage")
 
@@ -176,6 +179,8 @@ class Repository:
         self._is_sqlite = engine.dialect.name == "sqlite"
         # (survey_id, version) -> {question_id: question type}; definitions never change.
         self._question_types: dict[tuple[str, int], dict[str, str]] = {}
+        # (survey_id, version) -> how its responses' report groups are coded (same read)
+        self._group_codings: dict[tuple[str, int], GroupCoding] = {}
         self._types_lock = threading.Lock()
 
     @property
@@ -393,15 +398,37 @@ class Repository:
         if text is None:
             return {}  # not stored (yet): not cached, so it is looked up again later
         types: dict[str, str] = {}
+        coding: GroupCoding | None = None
         try:
-            for question in json.loads(text).get("questions", []):
+            definition = json.loads(text)
+            for question in definition.get("questions", []):
                 if isinstance(question.get("id"), str) and isinstance(question.get("type"), str):
                     types[question["id"]] = question["type"]
         except (ValueError, AttributeError, TypeError):
             log.error("stored survey definition unreadable", extra={"survey": survey_id})
+        else:
+            # From the same model the report decodes with (storage.reports.coded_cube). A
+            # definition it cannot read leaves groups unknown: reports count the slow way.
+            with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
+                coding = GroupCoding.of(survey_from_dict(definition))
         with self._types_lock:
             self._question_types[key] = types
+            if coding is not None:
+                self._group_codings[key] = coding
         return types
+
+    def _group_coding_for(
+        self, connection: Connection, survey_id: str, version: int
+    ) -> GroupCoding | None:
+        """How this survey version's report groups are coded; None: not stored or unreadable."""
+        key = (survey_id, version)
+        with self._types_lock:
+            known = self._group_codings.get(key)
+        if known is None:
+            self._question_types_for(connection, survey_id, version)
+            with self._types_lock:
+                known = self._group_codings.get(key)
+        return known
 
 
 @dataclass(frozen=True)
@@ -422,6 +449,8 @@ class _ResponseRef:
     # Known when read at the start of the turn; then a recent touch can be skipped.
     status: str | None = None
     updated_at: datetime | None = None
+    # Copied onto each answer and choice row too (surveys.report_groups); None: no code.
+    report_group: int | None = 0
 
 
 def _dialect_insert(dialect: str, table: Any) -> Any:
@@ -463,6 +492,7 @@ class _Statements:
                 cast(null(), String).label("status"),
                 cast(null(), DateTime).label("updated_at"),
                 cast(null(), Integer).label("campaign_id"),
+                cast(null(), Integer).label("report_group"),
             )
             .select_from(me)
             .outerjoin(conversations, conversations.c.respondent_id == me.c.id)
@@ -477,6 +507,7 @@ class _Statements:
                 mine.c.status,
                 mine.c.updated_at,
                 mine.c.campaign_id,
+                mine.c.report_group,
             )
             .select_from(me)
             .join(mine, mine.c.respondent_id == me.c.id)
@@ -525,7 +556,11 @@ class _Statements:
         )
         self.response_find = (
             select(
-                campaigns.c.id, responses.c.id, responses.c.survey_id, responses.c.survey_version
+                campaigns.c.id,
+                responses.c.id,
+                responses.c.survey_id,
+                responses.c.survey_version,
+                responses.c.report_group,
             )
             .select_from(campaigns)
             .outerjoin(
@@ -564,6 +599,7 @@ class _Statements:
                 "value_json": answer.excluded.value_json,
                 "number": answer.excluded.number,
                 "answered_at": answer.excluded.answered_at,
+                "report_group": answer.excluded.report_group,
             },
         )
         self.answer_delete = delete(answers).where(
@@ -579,6 +615,19 @@ class _Statements:
             answer_choices.c.question_id == p("p_question"),
         )
         self.choices_insert = insert(answer_choices)
+        # A response's report group changed (a demographic answer): every row follows.
+        self.group_chosen = select(answer_choices.c.question_id, answer_choices.c.value).where(
+            answer_choices.c.response_id == p("p_response"),
+            answer_choices.c.question_id.in_(p("p_questions", expanding=True)),
+        )
+        self.regroup = [
+            update(table).where(column == p("p_response")).values(report_group=p("p_group"))
+            for table, column in (
+                (responses, responses.c.id),
+                (answers, answers.c.response_id),
+                (answer_choices, answer_choices.c.response_id),
+            )
+        ]
         self.definition = select(surveys.c.definition_json).where(
             surveys.c.survey_id == p("p_survey"), surveys.c.version == p("p_version")
         )
@@ -764,7 +813,18 @@ class UnitOfWork:
         if seen is None or self.now - seen >= LAST_SEEN_RESOLUTION:
             self._hot(self._sql.respondent_seen, {"p_respondent": respondent_id, "p_now": self.now})
         completed = []
-        for kind, response_id, _, code, survey_id, version, status, updated, campaign in rows:
+        for (
+            kind,
+            response_id,
+            _,
+            code,
+            survey_id,
+            version,
+            status,
+            updated,
+            campaign,
+            group,
+        ) in rows:
             if kind == 1:
                 self._responses[(respondent_id, code)] = _ResponseRef(
                     int(response_id),
@@ -773,6 +833,7 @@ class UnitOfWork:
                     int(campaign),
                     status,
                     _as_datetime(updated),
+                    None if group is None else int(group),
                 )
                 if status == "completed":
                     completed.append(code)
@@ -977,6 +1038,7 @@ class UnitOfWork:
             value = None
         kind = question_type or self._question_types(response).get(question_id)
         number, chosen = _index_values(kind, value)
+        coding = self._group_coding(response)
         self._hot(
             self._sql.answer_upsert,
             {
@@ -987,6 +1049,7 @@ class UnitOfWork:
                 "number": number,
                 "answered_at": self.now,
                 "campaign_id": response.campaign_id,
+                "report_group": response.report_group,
             },
         )
         if kind is None or kind in CHOICE_TYPES:  # other types never have choice rows
@@ -1002,10 +1065,13 @@ class UnitOfWork:
                         "question_id": question_id,
                         "value": item,
                         "campaign_id": response.campaign_id,
+                        "report_group": response.report_group,
                     }
                     for item in chosen
                 ],
             )
+        if coding is None or question_id in coding.dimensions:
+            self._regroup(response, coding, question_id, chosen)
         self._touch(response)
 
     def remove_answer(self, respondent_id: int, code: str, question_id: str) -> None:
@@ -1016,6 +1082,9 @@ class UnitOfWork:
         params = {"p_response": response.id, "p_question": question_id}
         self._hot(self._sql.choices_delete, params)
         self.connection.execute(self._sql.answer_delete, params)
+        coding = self._group_coding(response)
+        if coding is None or question_id in coding.dimensions:
+            self._regroup(response, coding, question_id, [])
         self._touch(response)
 
     def complete_response(self, respondent_id: int, code: str) -> None:
@@ -1081,7 +1150,9 @@ class UnitOfWork:
             return None
         if row[1] is None:
             return None
-        found = _ResponseRef(int(row[1]), row[2], int(row[3]), int(row[0]))
+        found = _ResponseRef(
+            int(row[1]), row[2], int(row[3]), int(row[0]), report_group=_int_or_none(row[4])
+        )
         self._responses[(respondent_id, code)] = found
         return found
 
@@ -1101,6 +1172,52 @@ class UnitOfWork:
             self.connection, response.survey_id, response.survey_version
         )
 
+    def _group_coding(self, response: _ResponseRef) -> GroupCoding | None:
+        return self._repository._group_coding_for(
+            self.connection, response.survey_id, response.survey_version
+        )
+
+    def _regroup(
+        self,
+        response: _ResponseRef,
+        coding: GroupCoding | None,
+        question_id: str,
+        chosen: list[str],
+    ) -> None:
+        """Recode the response's report group now that `question_id`'s choice rows are
+        `chosen`, and move its rows to the new group when it changed (a few times per
+        response: demographic answers given, changed or removed).
+
+        The other demographic answers come from the known group (no read), or from
+        the stored choice rows when it has no code. Without a readable definition the
+        group is unknown (None): reports of the campaign then count the slow way.
+        """
+        group: int | None = None
+        if coding is not None:
+            known = None if response.report_group is None else coding.decode(response.report_group)
+            given: dict[str, list[str]] = {}
+            if known is not None:
+                given = {
+                    q: [v] for q, v in zip(coding.dimensions, known, strict=True) if v is not None
+                }
+            else:
+                for dimension, value in self.connection.execute(
+                    self._sql.group_chosen,
+                    {"p_response": response.id, "p_questions": list(coding.dimensions)},
+                ):
+                    given.setdefault(dimension, []).append(value)
+            given[question_id] = chosen
+            group = coding.encode(given)
+        if group == response.report_group:
+            return
+        if self._dialect == "postgresql":
+            # one round trip for the three tables (data-modifying CTEs; not in SQLite)
+            self.connection.exec_driver_sql(_PG_REGROUP, {"group": group, "response": response.id})
+        else:
+            for statement in self._sql.regroup:
+                self._hot(statement, {"p_response": response.id, "p_group": group})
+        response.report_group = group
+
     def _touch(self, response: _ResponseRef) -> None:
         """The response was worked on now; a partial one is in progress again.
 
@@ -1118,6 +1235,17 @@ class UnitOfWork:
         if response.status == "partial":
             response.status = "in_progress"
         response.updated_at = self.now
+
+
+_PG_REGROUP = (
+    "WITH a AS (UPDATE answers SET report_group = %(group)s WHERE response_id = %(response)s), "
+    "c AS (UPDATE answer_choices SET report_group = %(group)s WHERE response_id = %(response)s) "
+    "UPDATE responses SET report_group = %(group)s WHERE id = %(response)s"
+)
+
+
+def _int_or_none(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def _index_values(kind: str | None, value: object | None) -> tuple[float | None, list[str]]:

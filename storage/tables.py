@@ -152,6 +152,10 @@ class ResponseRow(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime)
     completed_at: datetime | None = Field(default=None, sa_type=DateTime)
+    # The response's report group (surveys.report_groups; migration 0010): its answers to
+    # the demographic questions as one code, copied onto its answer and choice rows so a
+    # report counts by it without a join. 0: none given yet; None: no code (slow path).
+    report_group: int | None = Field(default=0)
 
 
 class AnswerRow(SQLModel, table=True):
@@ -161,13 +165,14 @@ class AnswerRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("response_id", "question_id"),
         CheckConstraint(_one_of("status", ANSWER_STATUSES), name="status"),
-        # Reports (migration 0009): one campaign's counts by question and status, reading
-        # only that campaign's answers (replaces 0005's index led by question_id).
+        # Reports (migrations 0009, 0010): one campaign's counts by question, status and
+        # report group, read in index order (replaces 0009's index without the group).
         Index(
-            "ix_answers_campaign_id_question_id_status_response_id",
+            "ix_answers_report",
             "campaign_id",
             "question_id",
             "status",
+            "report_group",
             "response_id",
         ),
     )
@@ -183,6 +188,7 @@ class AnswerRow(SQLModel, table=True):
     # its campaign's answers through the index above. No foreign key: the response's
     # own one holds it, and a check per answer written would cost the hot path.
     campaign_id: int
+    report_group: int | None = None  # the response's, copied (migration 0010)
 
 
 class AnswerChoiceRow(SQLModel, table=True):
@@ -195,12 +201,13 @@ class AnswerChoiceRow(SQLModel, table=True):
             ["answers.response_id", "answers.question_id"],
             ondelete="CASCADE",
         ),
-        # Covering for reports, one campaign at a time (migration 0009).
+        # Covering for reports, one campaign at a time (migrations 0009, 0010).
         Index(
-            "ix_answer_choices_campaign_id_question_id_value_response_id",
+            "ix_answer_choices_report",
             "campaign_id",
             "question_id",
             "value",
+            "report_group",
             "response_id",
         ),
     )
@@ -209,6 +216,7 @@ class AnswerChoiceRow(SQLModel, table=True):
     question_id: str = Field(primary_key=True, sa_type=String(100))
     value: str = Field(primary_key=True, sa_type=String(200))
     campaign_id: int  # copied from the response, as on answers (migration 0009)
+    report_group: int | None = None  # the response's, copied (migration 0010)
 
 
 class MessageRow(SQLModel, table=True):

@@ -224,10 +224,6 @@ def population_of(survey: Survey) -> str:
 # ---------------------------------------------------------------- one question's tables
 
 
-def _sum(counts: Mapping[tuple[str, str, GroupKey], int], question: str, value: str) -> int:
-    return sum(n for (q, v, _), n in counts.items() if q == question and v == value)
-
-
 def _reported_choices(question: Question) -> tuple[tuple[str, str], ...]:
     return tuple((choice.value, choice.label) for choice in question.choices)
 
@@ -303,23 +299,23 @@ def _question_report(
     lines: list[Line[tuple]] = []
     hidden: set[tuple] = set()
     known: dict[tuple, bool] = {}  # cells of groups known to be empty: zeros, never secret
+    # this question's counts only (not the whole cube once per figure)
+    own_answers = cube.answers_by_question.get(qid, [])
+    own_choices = cube.choices_by_question.get(qid, [])
     for status in STATUSES:
-        cells[("status", status)] = sum(
-            n for (q, s, _), n in cube.answers.items() if q == qid and s == status
-        )
+        cells[("status", status)] = sum(n for s, _, n in own_answers if s == status)
     cells[("asked",)] = sum(cells[("status", s)] for s in STATUSES)
     lines.append(Line(("asked",), tuple(("status", s) for s in STATUSES)))
     choices = _reported_choices(question) if question.is_choice else ()
     single = question.type in ("single_choice", "yes_no", "rating")
     for value, _ in choices:
-        cells[("choice", value)] = _sum(cube.choices, qid, value)
+        cells[("choice", value)] = sum(n for v, _, n in own_choices if v == value)
     if single and choices:
         lines.append(Line(("status", "answered"), tuple(("choice", v) for v, _ in choices)))
 
     # breakdowns: cells ("b", dimension, group, value) and ("bt", dimension, group)
     by_dimension: dict[str, dict[str | None, bool]] = {}
-    own_choices = [(v, g, n) for (q, v, g), n in cube.choices.items() if q == qid]
-    own_answered = [(g, n) for (q, s, g), n in cube.answers.items() if q == qid and s == "answered"]
+    own_answered = [(g, n) for s, g, n in own_answers if s == "answered"]
     if choices:
         year_keys: dict[str | None, tuple] = {}
         for grouping in groupings:

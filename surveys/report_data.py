@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from surveys.model import Survey
 
@@ -25,6 +26,16 @@ class Cube:
     answers: dict[tuple[str, str, GroupKey], int] = field(default_factory=dict)
     # (question_id, value, group) -> responses that chose value
     choices: dict[tuple[str, str, GroupKey], int] = field(default_factory=dict)
+
+    @cached_property
+    def answers_by_question(self) -> dict[str, list[tuple[str, GroupKey, int]]]:
+        """question -> (status, group, count) of `answers`, in the same order."""
+        return _by_question(self.answers)
+
+    @cached_property
+    def choices_by_question(self) -> dict[str, list[tuple[str, GroupKey, int]]]:
+        """question -> (value, group, count) of `choices`, in the same order."""
+        return _by_question(self.choices)
 
     def marginal(self, keep: tuple[str, ...]) -> Cube:
         """The same counts grouped by `keep` only (a subset of the dimensions)."""
@@ -46,6 +57,15 @@ class Cube:
             item = (question, value, project(key))
             choices[item] = choices.get(item, 0) + count
         return Cube(keep, respondents, answers, choices)
+
+
+def _by_question(
+    counts: dict[tuple[str, str, GroupKey], int],
+) -> dict[str, list[tuple[str, GroupKey, int]]]:
+    found: dict[str, list[tuple[str, GroupKey, int]]] = {}
+    for (question, item, group), count in counts.items():
+        found.setdefault(question, []).append((item, group, count))
+    return found
 
 
 @dataclass(frozen=True)
