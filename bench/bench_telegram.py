@@ -12,7 +12,7 @@ update the time from posting it until (a) the webhook answered, (b) the first re
 reached the fake API, (c) the last reply of that turn did: p50 and p99.
 
     .venv/bin/python bench/bench_telegram.py [--users 200] [--seconds 20] [--postgres]
-        [--database-url URL] [--log-level INFO]
+        [--database-url URL] [--log-level INFO] [--rate UPDATES_PER_S] [--rules-only]
 
 Rate limits are off (Telegram's 30 messages/s would cap the figure at ~15 updates/s):
 this measures the server, not Telegram's allowance.
@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -52,7 +53,7 @@ from tests.telegram.harness import FREE_TEXT_ANSWER, NON_ANSWERS, THANKS, parse_
 HOOK_PATH = "/telegram/bench-hook"
 HOOK_SECRET = "bench_secret_0123456789"
 SURVEY_ID = "bullying"
-QUIET = 0.05  # seconds without a new message that end a turn with no buttons
+QUIET = 1.0  # seconds without a new message that end a turn with no buttons
 # BENCH_PROFILE=out.prof runs the server under cProfile (figures are then meaningless).
 PROFILE = (
     ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if "BENCH_PROFILE" in os.environ else []
@@ -162,7 +163,7 @@ class Person:
                 break
             self.arrived.clear()
             try:
-                await asyncio.wait_for(self.arrived.wait(), QUIET)
+                await asyncio.wait_for(self.arrived.wait(), bench.quiet)
             except TimeoutError:
                 if len(self.shown) > before:
                     break
@@ -175,10 +176,18 @@ class Person:
             stats.first.append(self.shown[before].at - started)
             stats.last.append(self.shown[-1].at - started)
 
+    async def pause(self) -> None:
+        """With --rate: a person's pause before each message (exponential, so messages
+        arrive as a Poisson stream of about `rate` per second from all users together)."""
+        if self.bench.rate:
+            await asyncio.sleep(random.expovariate(self.bench.rate / self.bench.users))
+
     async def run(self, stop: asyncio.Event) -> None:
         previous: str | None = None
+        await self.pause()
         await self.turn(message_update(self.chat_id, text=f"/start {SURVEY_ID}-v1"))
         while not stop.is_set():
+            await self.pause()
             if any(THANKS[SURVEY_ID] in shown.text for shown in self.shown[-3:]):
                 self.bench.stats.completed += 1
                 self.new_chat()
@@ -220,6 +229,12 @@ class Bench:
     stats: Stats = field(default_factory=Stats)
     people: dict[int, Person] = field(default_factory=dict)
     update_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    rate: float = 0.0  # offered updates/s from all users together; 0: no pauses (saturation)
+    users: int = 1
+    # Seconds without a new message that end a turn with no buttons. Under saturation replies
+    # come late: too short a wait ends turns early and people answer stale questions (typed
+    # text to a choice, refused and asked again), which inflates updates/s with cheap turns.
+    quiet: float = QUIET
 
     def on_call(self, call: Call) -> None:
         if call.method == "sendMessage":
@@ -284,7 +299,13 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> No
         await api.wait_until(lambda: api.calls_to("setWebhook"), timeout=120, what="start-up")
         connector = aiohttp.TCPConnector(limit=args.users + 10)
         async with aiohttp.ClientSession(connector=connector) as session:
-            bench = Bench(f"http://127.0.0.1:{port}{HOOK_PATH}", session)
+            bench = Bench(
+                f"http://127.0.0.1:{port}{HOOK_PATH}",
+                session,
+                rate=args.rate,
+                users=args.users,
+                quiet=args.quiet,
+            )
             api.listeners.append(bench.on_call)
             # The route answers 503 until the channel is ready (an empty update is ignored).
             for _ in range(1200):
@@ -333,7 +354,8 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> No
             print(
                 f"database: {database_url.split('@')[-1] or 'sqlite (default)'}; server on core "
                 f"{server_core}, driver and fake Bot API on {sorted(driver_cores)}; "
-                f"{args.users} users; log level {args.log_level}"
+                f"{args.users} users; log level {args.log_level}; "
+                + (f"offered about {args.rate:g} updates/s" if args.rate else "no pauses")
             )
             print(
                 f"  driver (simulated users + fake Bot API) CPU {driver_cpu / elapsed:.0%} of a "
@@ -342,7 +364,8 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> No
             print(
                 f"  {stats.acked:,} updates in {elapsed:.1f}s = {stats.acked / elapsed:,.0f} "
                 f"updates/s ({sends / elapsed:,.0f} sendMessage/s); {stats.completed} surveys "
-                f"completed; {stats.failed} failed or timed out; server CPU "
+                f"completed ({stats.acked / max(1, stats.completed):.0f} updates each); "
+                f"{stats.failed} failed or timed out; server CPU "
                 f"{cpu / elapsed:.0%} of its core, {cpu / max(1, stats.acked) * 1000:.2f} ms "
                 f"per update"
             )
@@ -387,6 +410,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=QUIET,
+        help="seconds of silence that end a turn with no buttons (raise it under saturation)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered updates/s from all users together (each pauses between messages); "
+        "default 0: nobody pauses, so the server is saturated and latency follows throughput",
+    )
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--postgres", action="store_true", help="start a throwaway PostgreSQL")
