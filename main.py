@@ -267,7 +267,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from storage.clock import utcnow
     from storage.db import create_db_engine, migrate
-    from storage.reports import campaign_counts, trend_history
+    from storage.reports import report_counts
     from storage.repository import Repository, UnknownCampaign
     from storage.review import read
     from surveys.report import ReportOptions, build_report
@@ -286,10 +286,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         now=utcnow(),
     )
     try:
-        counts, history = read(
-            Repository(engine),
-            lambda c: (campaign_counts(c, args.campaign), trend_history(c, args.campaign)),
-        )
+        counts, history = read(Repository(engine), lambda c: report_counts(c, args.campaign))
     except UnknownCampaign:
         print(f"report: no campaign has the code {args.campaign!r}", file=sys.stderr)
         return 1

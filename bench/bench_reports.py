@@ -3,10 +3,11 @@
 Generates one campaign of the shipped bullying survey with about 1,000,000
 answers (respondents follow the survey's show_if rules, skip and say "prefer
 not to say" now and then), bulk inserted (executemany on SQLite, COPY on
-PostgreSQL), then times `storage.reports.campaign_counts` and the whole report
-(`surveys.report.build_report`) several times and prints the figures: wall time,
-and CPU time (this process plus the local PostgreSQL's processes, from /proc),
-which on a loaded machine is the better guess at the time on an idle core.
+PostgreSQL), then times what the report page reads and builds several times:
+`storage.reports.report_counts` (counts, trend history) and `surveys.report.build_report`,
+and prints the figures: wall time, and CPU time (this process plus the local
+PostgreSQL's processes, from /proc), which on a loaded machine is the better
+guess at the time on an idle core.
 Rows carry their report group as the repository writes them (migration 0010);
 PostgreSQL is vacuumed as autovacuum would. Last, it checks that the report's
 counts equal joining every answer to its respondent's demographics (the slow
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config.settings import SHIPPED_SURVEYS_DIR
 from storage.clock import utcnow
 from storage.db import create_db_engine, migrate
-from storage.reports import coded_cube, cube, load_campaign_counts
+from storage.reports import coded_cube, cube, load_campaign_counts, report_counts
 from storage.repository import Repository
 from storage.review import read
 from storage.tables import answer_choices, answers, respondents, responses
@@ -284,9 +285,11 @@ def time_report(url: str, runs: int) -> tuple[list[float], list[float], list[flo
             server_before = _server_cpu(engine)
             cpu_started = time.process_time()
             started = time.perf_counter()
-            counts = load_campaign_counts(repository, CODE)
+            # What the report page and `main.py report` read and build: the counts, the
+            # trend history (this campaign's point taken from its own counts), the report.
+            counts, history = read(repository, lambda c: report_counts(c, CODE))
             counted = time.perf_counter()
-            build_report(counts, ReportOptions())
+            build_report(counts, ReportOptions(), history)
             finished = time.perf_counter()
             cpu = time.process_time() - cpu_started
             server_after = _server_cpu(engine)

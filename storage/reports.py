@@ -392,8 +392,13 @@ def earlier_campaigns(connection: Connection, code: str) -> list[CampaignInfo]:
     return [CampaignInfo(*row) for row in rows]
 
 
-def trend_history(connection: Connection, code: str) -> list[tuple[CampaignInfo, Survey, Cube]]:
-    """Ungrouped counts of every campaign of the same survey up to this one, oldest first."""
+def trend_history(
+    connection: Connection, code: str, current_cube: Cube | None = None
+) -> list[tuple[CampaignInfo, Survey, Cube]]:
+    """Ungrouped counts of every campaign of the same survey up to this one, oldest first.
+
+    `current_cube`: this campaign's counts already made for its report (`campaign_counts`),
+    whose marginal is its ungrouped count, so that the report does not count it twice."""
     current = _campaign_row(connection, code)
     found = []
     definitions: dict[tuple[str, int], Survey] = {}
@@ -401,8 +406,20 @@ def trend_history(connection: Connection, code: str) -> list[tuple[CampaignInfo,
         version = (campaign.survey_id, campaign.survey_version)
         if version not in definitions:
             definitions[version] = _survey(connection, *version)
-        found.append((campaign, definitions[version], cube(connection, campaign.id, ())))
+        if campaign.id == current.id and current_cube is not None:
+            counted = current_cube.marginal(())
+        else:
+            counted = cube(connection, campaign.id, ())
+        found.append((campaign, definitions[version], counted))
     return found
+
+
+def report_counts(
+    connection: Connection, code: str
+) -> tuple[CampaignCounts, list[tuple[CampaignInfo, Survey, Cube]]]:
+    """What a board report reads: the campaign's counts and its trend history."""
+    counts = campaign_counts(connection, code)
+    return counts, trend_history(connection, code, counts.cube)
 
 
 def load_campaign_counts(repository: Repository, code: str) -> CampaignCounts:

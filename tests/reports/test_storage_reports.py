@@ -10,6 +10,7 @@ from storage.reports import (
     campaign_codes,
     crosstab_cube,
     load_campaign_counts,
+    report_counts,
     trend_history,
 )
 from storage.repository import Repository, UnknownCampaign
@@ -147,6 +148,19 @@ def test_marginal_of_the_cube_equals_an_ungrouped_count(repository: Repository) 
     counts = load_campaign_counts(repository, CODE)
     plain = read(repository, lambda c: trend_history(c, CODE))[-1][2]
     assert counts.cube.marginal(()) == plain
+
+
+def test_the_report_reuses_its_own_counts_for_the_current_trend_point(
+    repository: Repository,
+) -> None:
+    seeded(repository)
+    counts, history = read(repository, lambda c: report_counts(c, CODE))
+    recounted = read(repository, lambda c: trend_history(c, CODE))
+    assert [(info, survey) for info, survey, _ in history] == [
+        (info, survey) for info, survey, _ in recounted
+    ]
+    assert history[-1][2] == recounted[-1][2] == counts.cube.marginal(())
+    assert history[-1][2].respondents  # not an empty cube on both sides
 
 
 def test_crosstab_cube_groups_by_one_question(repository: Repository) -> None:

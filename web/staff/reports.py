@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy.engine import Connection
 
 from storage.clock import utcnow
-from storage.reports import campaign_codes, campaign_counts, crosstab_cube, trend_history
+from storage.reports import campaign_codes, crosstab_cube, report_counts
 from storage.repository import UnknownCampaign
 from storage.review import read
 from surveys.model import Survey
@@ -65,8 +65,7 @@ def _options(request: web.Request) -> ReportOptions:
 
 async def _report(request: web.Request, code: str, by: str | None = None) -> tuple[Report, Any]:
     def work(connection: Connection) -> tuple[Any, Any, Any]:
-        counts = campaign_counts(connection, code)
-        history = trend_history(connection, code)
+        counts, history = report_counts(connection, code)
         cube = crosstab_cube(connection, code, by) if by in _by_choices(counts.survey) else None
         return counts, history, cube
 
