@@ -42,7 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config.settings import SHIPPED_SURVEYS_DIR
 from storage.clock import utcnow
 from storage.db import create_db_engine, migrate
-from storage.reports import coded_cube, cube, load_campaign_counts, report_counts
+from storage.reports import (
+    coded_cube,
+    crosstab_cube,
+    cube,
+    load_campaign_counts,
+    report_counts,
+)
 from storage.repository import Repository
 from storage.review import read
 from storage.tables import answer_choices, answers, respondents, responses
@@ -52,6 +58,7 @@ from surveys.model import Survey
 from surveys.report_groups import GroupCoding
 
 CODE = "bench-bullying"
+CROSSTAB_BY = "bullied_year"  # "bullied in the last year", a single-choice question
 OTHER_CODE = "bench-bullying-other"
 
 
@@ -306,6 +313,25 @@ def time_report(url: str, runs: int) -> tuple[list[float], list[float], list[flo
     return counts_times, report_times, cpu_times, server_times
 
 
+def time_crosstab(url: str, by_question: str) -> tuple[float, float]:
+    """Wall and CPU seconds (client + local server) of the cross-tabulation view's counts:
+    every figure grouped by the answer to one single-choice question (on demand, not
+    part of the report itself)."""
+    engine = create_db_engine(url)
+    repository = Repository(engine)
+    try:
+        server_before = _server_cpu(engine)
+        cpu_started, started = time.process_time(), time.perf_counter()
+        read(repository, lambda c: crosstab_cube(c, CODE, by_question))
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        server_after = _server_cpu(engine)
+        if server_before is not None and server_after is not None:
+            cpu += server_after - server_before
+    finally:
+        engine.dispose()
+    return wall, cpu
+
+
 @contextlib.contextmanager
 def database(backend: str, given: str | None) -> Iterator[str]:
     if given:
@@ -361,6 +387,11 @@ def main() -> None:
             print(
                 f"{backend}: same counts as joining each answer to its respondent's "
                 f"demographics, which alone takes {slow_wall:.3f} s ({slow_cpu:.3f} s CPU)"
+            )
+            tab_wall, tab_cpu = time_crosstab(url, CROSSTAB_BY)
+            print(
+                f"{backend}: cross-tabulation by {CROSSTAB_BY!r} (an on-demand view) "
+                f"{tab_wall:.3f} s ({tab_cpu:.3f} s CPU)"
             )
             print(f"{backend}: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         sys.stdout.flush()
