@@ -30,6 +30,8 @@ from moderation.signposting import disclosure_reply, help_text
         ("they bully me every day", "bullying", "medium"),
         ("a man online keeps asking for pics", "exploitation_grooming", "high"),
         ("my boyfriend checks my phone all the time", "relationship_abuse", "medium"),
+        ("they call me a loser every day", "bullying", "medium"),
+        ("i dont feel safe at home", "immediate_danger", "urgent"),
     ],
 )
 def test_disclosures_are_flagged(text: str, category: str, severity: str) -> None:
@@ -45,6 +47,10 @@ def test_disclosures_are_flagged(text: str, category: str, severity: str) -> Non
         "this homework is killing me",
         "I'm not being bullied",
         "we played football after school",
+        "im safe at home",
+        "im safe at the moment",  # was urgent: a danger rule's pattern began "im safe"
+        "i am safe tonight, staying at my nans",
+        "my mum called me a taxi",
         "",
         "   ",
     ],
