@@ -1,4 +1,4 @@
-"""Telegram update -> what the channel does with it (pure; PTB objects in, our values out).
+"""Telegram update -> what the channel does with it (pure; an update's JSON in, our values out).
 
 Decides nothing about the conversation: a text becomes `TextIn`, a known /command
 `CommandIn`, a tap on one of our buttons `ChoiceIn`; the dispatcher does the rest.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from telegram import Message, Update
+from telegram import Update
 
 from bot.telegram import callbacks
 from surveys.events import COMMANDS, ChoiceIn, CommandIn, Event, TextIn
@@ -51,58 +51,10 @@ def parse_command(text: str) -> CommandIn | None:
     return CommandIn(name, rest.strip()[:MAX_ARG_CHARS])
 
 
-def _buttons(message: Message | None) -> list[tuple[str, str]]:
-    markup = message.reply_markup if message is not None else None
-    if markup is None:
-        return []
-    return [
-        (button.text, str(button.callback_data or ""))
-        for row in markup.inline_keyboard
-        for button in row
-    ]
-
-
 def translate(update: Update, key: bytes) -> Incoming:
-    query = update.callback_query
-    if query is not None:
-        maybe = query.message
-        message = maybe if isinstance(maybe, Message) else None
-        if maybe is not None and maybe.chat.type != "private":
-            return Incoming("group", maybe.chat.id)
-        chat_id = maybe.chat.id if maybe is not None else query.from_user.id
-        buttons = _buttons(message)
-        label = next((text for text, data in buttons if data == query.data), None)
-        tap = Tap(
-            query.id,
-            maybe.message_id if maybe is not None else None,
-            message.text if message is not None else None,
-            label,
-        )
-        chosen = callbacks.decode(key, chat_id, query.data or "")
-        if chosen is None:
-            return Incoming("refused_tap", chat_id, tap=tap)
-        if chosen.index is not None:
-            if chosen.index >= len(buttons):
-                return Incoming("refused_tap", chat_id, tap=tap)
-            label = buttons[chosen.index][0]
-            return Incoming(
-                "turn",
-                chat_id,
-                TextIn(label),
-                Tap(tap.callback_id, tap.message_id, tap.text, label),
-            )
-        assert chosen.value is not None
-        return Incoming("turn", chat_id, ChoiceIn(chosen.value, chosen.question_id), tap)
-    message = update.message
-    if message is None:
-        return IGNORE  # edited messages, channel posts, polls...: not asked for, not used
-    chat = message.chat
-    if chat.type != "private":
-        return Incoming("group", chat.id)
-    if message.text is None:
-        return Incoming("not_text", chat.id)  # sticker, photo, voice, contact, location...
-    command = parse_command(message.text)
-    return Incoming("turn", chat.id, command or TextIn(message.text))
+    """`translate_data` for an update PTB has already parsed (polling): one way to read an
+    update, whichever way it arrived."""
+    return translate_data(update.to_dict(), key)
 
 
 # ---------------------------------------------------------------- from the JSON itself
@@ -148,10 +100,10 @@ def _json_buttons(message: dict) -> list[tuple[str, str]]:
 
 
 def translate_data(data: dict, key: bytes) -> Incoming:
-    """`translate` for an update as Telegram sends it (JSON decoded), without building PTB
-    objects: the webhook's path, where parsing into PTB objects cost more than the rest of
-    handling a tap. Same results as `translate(Update.de_json(data))` (the tests compare
-    them); `NotUnderstood` for a shape the Bot API does not send."""
+    """What the channel does with an update as Telegram sends it (JSON decoded). The webhook
+    calls it on the JSON directly, because parsing into PTB objects cost more than the rest of
+    handling a tap; polling calls it through `translate`. `NotUnderstood` for a shape the
+    Bot API does not send."""
     query = data.get("callback_query")
     if query is not None:
         query = _object(query, "callback_query")
