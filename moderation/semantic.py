@@ -295,6 +295,8 @@ class MiniLMEncoder:
         self.dimension = int(self._word.shape[1])
         self._local = threading.local()  # each thread its own _Workspace
         self._fast_gelu = _torch_gelu()
+        # Which model files these weights came from ("" when not from files: never cached).
+        self.fingerprint = ""
 
     def _workspace(self) -> _Workspace | None:
         return getattr(self._local, "workspace", None)
@@ -307,7 +309,11 @@ class MiniLMEncoder:
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        return cls(load_file(str(model_dir / "model.safetensors")), tokenizer)
+        encoder = cls(load_file(str(model_dir / "model.safetensors")), tokenizer)
+        encoder.fingerprint = _files_fingerprint(
+            [model_dir / "model.safetensors", model_dir / "tokenizer.json"]
+        )
+        return encoder
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> NDArray[np.float32]:
         """L2-normalised mean-pooled embeddings, one row per text, in the order given.
@@ -466,6 +472,72 @@ def model_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
+# The examples' vectors, cached on disk
+
+
+def default_cache_dir() -> Path:
+    """The user's cache directory (XDG), where the examples' vectors are kept between runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "besafe"
+
+
+def _files_fingerprint(paths: Sequence[Path]) -> str:
+    """Names, sizes and modification times: enough to notice a reinstalled model."""
+    parts = []
+    for path in paths:
+        stat = path.stat()
+        parts.append(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def example_vectors(
+    encoder: MiniLMEncoder, texts: Sequence[str], batch_size: int, cache_dir: Path | None
+) -> NDArray[np.float32]:
+    """`encoder.encode(texts)`, read from `cache_dir` when the same model files, the same code
+    and the same texts made it before (start-up then takes no model passes). A missing,
+    unreadable or stale file is recomputed; a cache that cannot be written is only logged."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    if cache_dir is None or not encoder.fingerprint:
+        return encoder.encode(texts, batch_size=batch_size)
+    key = hashlib.sha256()
+    key.update(encoder.fingerprint.encode())
+    key.update(Path(__file__).read_bytes())  # any change to the forward pass invalidates it
+    key.update(np.__version__.encode())
+    key.update(json.dumps(list(texts)).encode())
+    path = cache_dir / f"examples-{key.hexdigest()[:32]}.npy"
+    try:
+        cached = np.load(path, allow_pickle=False)
+        if cached.dtype == np.float32 and cached.shape == (len(texts), encoder.dimension):
+            return cached
+        log.warning(
+            "examples' vector cache has the wrong shape; recomputing", extra={"path": str(path)}
+        )
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as error:
+        log.warning(
+            "examples' vector cache unreadable; recomputing",
+            extra={"path": str(path), "error": str(error)},
+        )
+    vectors = encoder.encode(texts, batch_size=batch_size)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npy")
+        np.save(partial, vectors, allow_pickle=False)
+        os.replace(partial, path)  # readers see a whole file or none
+        for old in cache_dir.glob("examples-*.npy"):
+            if old != path and ".partial." not in old.name:
+                old.unlink(missing_ok=True)
+    except OSError as error:
+        log.info("examples' vectors not cached", extra={"path": str(path), "error": str(error)})
+    return vectors
+
+
+# ---------------------------------------------------------------------------------------------
 # Examples
 
 
@@ -512,6 +584,7 @@ class SemanticStage:
         margin: float = DEFAULT_MARGIN,
         batch_size: int = 32,
         cache_size: int = 4096,
+        cache_dir: Path | None = None,
     ) -> None:
         import numpy as np
 
@@ -526,8 +599,8 @@ class SemanticStage:
         self._benign = [e for e in examples if e.category == "benign"]
         if not self._disclosures or not self._benign:
             raise ValueError("need example disclosures and benign counter-examples")
-        # Computed once here (about a second), kept in memory.
-        vectors = encoder.encode([e.text for e in examples], batch_size=batch_size)
+        # Computed once here (several seconds on one core), kept in memory and on disk.
+        vectors = example_vectors(encoder, [e.text for e in examples], batch_size, cache_dir)
         is_benign = np.array([e.category == "benign" for e in examples])
         self._disclosure_vectors = np.ascontiguousarray(vectors[~is_benign].T)
         self._benign_vectors = np.ascontiguousarray(vectors[is_benign].T)
@@ -546,7 +619,12 @@ class SemanticStage:
                 extra={"event": "semantic_unavailable", "missing": error.name},
             )
             return None
-        stage = cls(encoder, load_examples(), threshold=threshold or DEFAULT_THRESHOLD)
+        stage = cls(
+            encoder,
+            load_examples(),
+            threshold=threshold or DEFAULT_THRESHOLD,
+            cache_dir=default_cache_dir(),
+        )
         log.info(
             "semantic screening on",
             extra={
