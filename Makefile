@@ -30,7 +30,7 @@ run: $(RUNTIME_STAMP)
 TEST_WORKERS ?= 2
 test: $(DEV_STAMP) system-deps
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --durations=15
 
 system-deps:
 	bash scripts/system-deps.sh
